@@ -1,0 +1,261 @@
+"""The Bot: handler registry, configuration, wiring and lifecycle.
+
+A Bot is what a user builds and decorates; the HTTP front door
+(:meth:`Bot.asgi`) and, later, the gateway adapter feed it interactions through
+:meth:`Bot.dispatch`. Every handler run is a tracked task, so shutdown can let
+in-flight work finish within ``shutdown_grace`` and nothing runs unowned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Literal
+
+from steadybot.clock import Clock, SystemClock
+from steadybot.config import Settings
+from steadybot.interactions.context import Interaction
+from steadybot.interactions.defer import DeferMode, LatencyStatistics, LatencyTracker
+from steadybot.interactions.handlers import Handler, HandlerSpec
+from steadybot.interactions.payload import (
+    AnyInteraction,
+    AutocompleteInteraction,
+    CommandInteraction,
+    ComponentInteraction,
+    ModalSubmitInteraction,
+    PingInteraction,
+)
+from steadybot.interactions.responder import Responder
+from steadybot.interactions.routing import CustomIdPattern, RouteMatch, Router, command_path
+from steadybot.interactions.runner import run_handler
+from steadybot.interactions.sinks import InitialResponseSink
+from steadybot.interactions.statistics import RuntimeCounters, RuntimeStatistics
+from steadybot.rest import RestClient, Transport
+
+if TYPE_CHECKING:
+    from steadybot.http.app import InteractionsApp
+
+__all__ = ["Bot", "DeferSetting"]
+
+log = logging.getLogger("steadybot.bot")
+
+DeferSetting = DeferMode | Literal["auto", "now", "never"]
+
+
+class Bot:
+    """A Discord application's interaction handlers and the runtime around them."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        clock: Clock | None = None,
+        transport: Transport | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else Settings()
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.rest = RestClient.from_settings(self.settings, clock=self.clock, transport=transport)
+        self._router: Router[HandlerSpec] = Router()
+        self._counters = RuntimeCounters()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._accepting = True
+        self._app: InteractionsApp | None = None
+
+    # --- registration -------------------------------------------------------------------
+
+    def command(
+        self, path: str, *, defer: DeferSetting = "auto", ephemeral: bool = False
+    ) -> Callable[[Handler], Handler]:
+        """Register a slash command handler; ``path`` may name a sub-command:
+        ``"queue join"``. Options arrive as keyword arguments by name."""
+
+        def register(func: Handler) -> Handler:
+            self._router.add_command(path, self._spec(path, func, defer, ephemeral))
+            return func
+
+        return register
+
+    def component(
+        self, pattern: str, *, defer: DeferSetting = "auto", ephemeral: bool = False
+    ) -> Callable[[Handler], Handler]:
+        """Register a button/select handler by custom_id pattern, e.g.
+        ``"role:{role_id:int}"``; placeholders arrive as keyword arguments."""
+        return self._pattern_decorator("component", pattern, defer, ephemeral)
+
+    def modal(
+        self, pattern: str, *, defer: DeferSetting = "auto", ephemeral: bool = False
+    ) -> Callable[[Handler], Handler]:
+        """Register a modal-submit handler by custom_id pattern."""
+        return self._pattern_decorator("modal", pattern, defer, ephemeral)
+
+    def autocomplete(self, path: str, *, option: str | None = None) -> Callable[[Handler], Handler]:
+        """Register an autocomplete handler for a command (and one option of it)."""
+
+        def register(func: Handler) -> Handler:
+            spec = self._spec(f"{path} [autocomplete]", func, DeferMode.NEVER, False)
+            self._router.add_autocomplete(path, option, spec)
+            return func
+
+        return register
+
+    def _pattern_decorator(
+        self, kind: str, pattern: str, defer: DeferSetting, ephemeral: bool
+    ) -> Callable[[Handler], Handler]:
+        def register(func: Handler) -> Handler:
+            spec = self._spec(pattern, func, defer, ephemeral)
+            add = self._router.add_component if kind == "component" else self._router.add_modal
+            compiled: CustomIdPattern = add(pattern, spec)
+            spec.require(compiled.names)
+            return func
+
+        return register
+
+    def _spec(self, name: str, func: Handler, defer: DeferSetting, ephemeral: bool) -> HandlerSpec:
+        settings = self.settings
+        tracker = LatencyTracker(
+            window=settings.latency_window,
+            min_samples=settings.latency_min_samples,
+            percentile=settings.adaptive_percentile,
+        )
+        return HandlerSpec(
+            name=name, func=func, defer=DeferMode(defer), ephemeral=ephemeral, tracker=tracker
+        )
+
+    # --- dispatch -------------------------------------------------------------------------
+
+    @property
+    def accepting(self) -> bool:
+        """False once shutdown began: new interactions are refused."""
+        return self._accepting
+
+    def dispatch(
+        self, payload: AnyInteraction, *, arrived_at: float, sink: InitialResponseSink
+    ) -> asyncio.Task[None]:
+        """Start handling ``payload`` as a tracked task; the sink gets the initial response."""
+        if isinstance(payload, PingInteraction):
+            raise ValueError("PING is answered by the front door")
+        task = asyncio.create_task(
+            self._handle(payload, arrived_at, sink), name=f"steadybot-interaction-{payload.id}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _handle(
+        self, payload: AnyInteraction, arrived_at: float, sink: InitialResponseSink
+    ) -> None:
+        self._counters.add("interactions")
+        match = self._route(payload)
+        responder = Responder(
+            payload,
+            sink=sink,
+            rest=self.rest,
+            clock=self.clock,
+            settings=self.settings,
+            counters=self._counters,
+            arrived_at=arrived_at,
+            ephemeral=match.handler.ephemeral if match else True,
+        )
+        interaction = Interaction(
+            payload, responder, rest=self.rest, clock=self.clock, args=match.args if match else None
+        )
+        if match is None:
+            await self._answer_unknown(interaction)
+            return
+        values: Mapping[str, object] = {**interaction.options, **match.args}
+        await run_handler(
+            match.handler,
+            interaction,
+            values,
+            clock=self.clock,
+            settings=self.settings,
+            counters=self._counters,
+        )
+
+    def _route(self, payload: AnyInteraction) -> RouteMatch[HandlerSpec] | None:
+        router = self._router
+        if isinstance(payload, CommandInteraction | AutocompleteInteraction):
+            path, leaf = command_path(payload.data.name, payload.data.options)
+            if isinstance(payload, AutocompleteInteraction):
+                focused = next((o.name for o in leaf if o.focused), None)
+                return router.find_autocomplete(path, focused)
+            return router.find_command(path)
+        if isinstance(payload, ComponentInteraction):
+            return router.find_component(payload.data.custom_id)
+        if isinstance(payload, ModalSubmitInteraction):
+            return router.find_modal(payload.data.custom_id)
+        return None
+
+    async def _answer_unknown(self, interaction: Interaction) -> None:
+        self._counters.add("unknown_routes")
+        what = interaction.custom_id or " ".join(interaction.command_path) or "?"
+        log.warning(
+            "no handler for %s %r (interaction %s)", interaction.type.name, what, interaction.id
+        )
+        try:
+            if isinstance(interaction.payload, AutocompleteInteraction):
+                await interaction.autocomplete([])
+            else:
+                await interaction.respond(self.settings.unknown_route_message, ephemeral=True)
+        except Exception:
+            log.exception("could not answer the unknown route")
+
+    # --- introspection ----------------------------------------------------------------------
+
+    def statistics(self) -> RuntimeStatistics:
+        """Counters of everything the runtime did since start."""
+        return self._counters.snapshot()
+
+    def latency(self) -> Mapping[str, LatencyStatistics]:
+        """Per-handler answer-latency snapshots."""
+        return {
+            spec.name: spec.tracker.statistics(self.settings.defer_after)
+            for spec in self._router.handlers()
+        }
+
+    @property
+    def in_flight(self) -> int:
+        """Handler runs not finished yet."""
+        return len(self._tasks)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def asgi(self) -> InteractionsApp:
+        """The ASGI application serving ``/interactions`` for this bot."""
+        if self._app is None:
+            from steadybot.http.app import InteractionsApp
+
+            self._app = InteractionsApp(self)
+        return self._app
+
+    async def start(self) -> None:
+        """Prepare for work (idempotent)."""
+        self._accepting = True
+
+    async def close(self) -> None:
+        """Stop taking work, give in-flight handlers ``shutdown_grace`` s, then close."""
+        self._accepting = False
+        pending = set(self._tasks)
+        if pending:
+            log.info(
+                "shutdown: waiting up to %.1fs for %d handler(s)",
+                self.settings.shutdown_grace,
+                len(pending),
+            )
+            timer = asyncio.ensure_future(self.clock.sleep(self.settings.shutdown_grace))
+            try:
+                waiter = asyncio.ensure_future(asyncio.wait(pending))
+                await asyncio.wait({waiter, timer}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+            finally:
+                timer.cancel()
+            unfinished = [task for task in pending if not task.done()]
+            for task in unfinished:
+                task.cancel()
+            if unfinished:
+                log.warning(
+                    "shutdown: cancelled %d handler(s) past the grace period", len(unfinished)
+                )
+                await asyncio.gather(*unfinished, return_exceptions=True)
+        await self.rest.close()

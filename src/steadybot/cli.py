@@ -1,0 +1,72 @@
+"""The ``steadybot`` command: serve a bot, run the demo."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import click
+
+__all__ = ["load_app", "main"]
+
+
+def load_app(target: str) -> object:
+    """Import ``module:attribute``; a :class:`~steadybot.Bot` becomes its ASGI app."""
+    from steadybot.bot import Bot
+
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise click.BadParameter("expected MODULE:ATTRIBUTE, e.g. examples.hello:bot")
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise click.BadParameter(f"cannot import {module_name!r}: {exc}") from None
+    try:
+        obj = getattr(module, attribute)
+    except AttributeError:
+        raise click.BadParameter(f"{module_name!r} has no attribute {attribute!r}") from None
+    return obj.asgi() if isinstance(obj, Bot) else obj
+
+
+@click.group()
+@click.version_option(package_name="steadybot")
+def main() -> None:
+    """steadybot: Discord bots that answer in time, exactly once."""
+
+
+@main.command()
+@click.argument("target")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--log-level", default="info", show_default=True)
+def serve(target: str, host: str, port: int, log_level: str) -> None:
+    """Serve TARGET (MODULE:ATTRIBUTE, a Bot or an ASGI app) on POST /interactions."""
+    import uvicorn
+
+    try:
+        app = load_app(target)
+    except ValueError as exc:  # bad settings, e.g. a malformed public key
+        raise click.ClickException(str(exc)) from None
+    uvicorn.run(
+        app,  # type: ignore[arg-type]
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        lifespan="on",
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=None,
+    )
+
+
+@main.command()
+@click.option("--users", default=5, show_default=True, type=click.IntRange(1, 200))
+def demo(users: int) -> None:
+    """Run the emulator, serve examples/hello.py and drive simulated users through it."""
+    from steadybot.demo import main as run
+
+    raise SystemExit(run(users))

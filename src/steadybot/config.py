@@ -1,0 +1,94 @@
+"""Settings from the environment and ``.env``.
+
+Every timeout and limit of the runtime is a named setting with a safe default. Names
+are ``STEADYBOT_`` + the field name in capitals, e.g. ``STEADYBOT_DEFER_AFTER=1.5``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from steadybot.constants import API_BASE
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Configuration of a :class:`steadybot.Bot`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STEADYBOT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    # --- identity -------------------------------------------------------------------
+    application_id: str = Field("", description="The application's id (snowflake).")
+    public_key: str = Field("", description="The application's Ed25519 public key, hex.")
+    token: SecretStr = Field(SecretStr(""), description="The bot token; never logged.")
+    api_base: str = Field(API_BASE, description="Discord REST base, or the emulator's.")
+    database_url: str = Field("", description="Storage URL (used by the storage layer).")
+    redis_url: str = Field("", description="Redis URL (used by shared coordination).")
+
+    # --- answering in time ----------------------------------------------------------
+    defer_after: float = Field(
+        2.0, gt=0, lt=3.0, description="Seconds after arrival at which `auto` defers."
+    )
+    adaptive_percentile: float = Field(
+        0.95, gt=0, le=1, description="Latency percentile that predicts a slow handler."
+    )
+    latency_window: int = Field(50, ge=1, description="Recent answers kept per handler.")
+    latency_min_samples: int = Field(
+        5, ge=1, description="Samples needed before latency may trigger an early defer."
+    )
+    component_defer: Literal["update", "message"] = Field(
+        "update",
+        description="How components are deferred: type 6 (update) or type 5 (message).",
+    )
+    progress_interval: float = Field(
+        1.0, gt=0, description="Minimum seconds between two progress edits."
+    )
+    token_expiry_margin: float = Field(
+        5.0, ge=0, description="Seconds before the 15-minute expiry to stop using a token."
+    )
+    reply_flush_timeout: float = Field(
+        1.0, gt=0, description="Seconds to wait for the HTTP reply to be written."
+    )
+
+    # --- after the token --------------------------------------------------------------
+    fallback_to_channel: bool = Field(
+        True, description="Deliver answers as channel messages once the token is dead."
+    )
+    fallback_dm_for_ephemeral: bool = Field(
+        True, description="Deliver dead-token ephemeral answers by DM, never in public."
+    )
+
+    # --- HTTP front door --------------------------------------------------------------
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest interaction body accepted."
+    )
+    timestamp_max_age: float = Field(
+        15.0, gt=0, description="Oldest accepted signature timestamp, in seconds."
+    )
+    timestamp_max_skew_ahead: float = Field(
+        5.0, ge=0, description="How far in the future a timestamp may be, in seconds."
+    )
+    shutdown_grace: float = Field(
+        10.0, ge=0, description="Seconds in-flight handlers get to finish on shutdown."
+    )
+
+    # --- REST -----------------------------------------------------------------------
+    rest_timeout: float = Field(10.0, gt=0, description="Seconds per REST attempt.")
+    rest_max_attempts: int = Field(5, ge=1, description="Attempts per REST call.")
+    rest_backoff_base: float = Field(0.25, gt=0, description="First backoff ceiling, s.")
+    rest_backoff_cap: float = Field(8.0, gt=0, description="Largest backoff ceiling, s.")
+
+    # --- user-facing texts ----------------------------------------------------------
+    unknown_route_message: str = "This action is no longer available."
+    error_message: str = "Something went wrong on our side. Please try again."
+    done_message: str = "✅ Done."

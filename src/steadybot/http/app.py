@@ -1,0 +1,187 @@
+"""The HTTP front door: a plain ASGI application for ``POST /interactions``.
+
+Written directly against ASGI rather than on a web framework because it is the hot
+path whose cost the endpoint benchmark holds against a bare floor: one route, a
+signature check, a msgspec decode and a JSON reply. The steps, in order:
+
+1. only ``POST /interactions`` (plus ``GET /health``); others 404/405;
+2. the body is read up to ``max_body_bytes`` (more → 400);
+3. Ed25519 signature + timestamp window (bad → 401);
+4. msgspec decode and validation (bad → 400 with the reason, never a stack trace);
+5. PING → ``{"type": 1}``; while shutting down → 503;
+6. the handler starts as a tracked task; the request waits for its initial response
+   (answer, or the defer the runtime sends at the defer point) and replies with it;
+   the handler goes on after the reply.
+
+Lifespan events start and close the bot (graceful shutdown).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from steadybot.constants import INITIAL_RESPONSE_DEADLINE, CallbackType
+from steadybot.errors import PayloadError, SignatureError
+from steadybot.http.signature import SignatureVerifier
+from steadybot.interactions.payload import PingInteraction, decode_interaction
+from steadybot.interactions.sinks import HttpReplySink
+
+if TYPE_CHECKING:
+    from steadybot.bot import Bot
+
+__all__ = ["ASGIApp", "InteractionsApp"]
+
+log = logging.getLogger("steadybot.http")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+_PONG = msgspec.json.encode({"type": int(CallbackType.PONG)})
+_encode = msgspec.json.encode
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class InteractionsApp:
+    """ASGI app serving one :class:`~steadybot.Bot`."""
+
+    def __init__(self, bot: Bot, *, path: str = "/interactions") -> None:
+        self._bot = bot
+        self._path = path
+        settings = bot.settings
+        self._verifier = SignatureVerifier(
+            settings.public_key,
+            clock=bot.clock,
+            max_age=settings.timestamp_max_age,
+            max_skew_ahead=settings.timestamp_max_skew_ahead,
+        )
+        self._max_body = settings.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        if path == self._path:
+            if scope["method"] != "POST":
+                await _reply(send, 405, {"error": "method not allowed"})
+                return
+            await self._interaction(scope, receive, send)
+        elif path == "/health":
+            await _reply(send, 200, {"status": "ok", "in_flight": self._bot.in_flight})
+        else:
+            await _reply(send, 404, {"error": "not found"})
+
+    async def _interaction(self, scope: Scope, receive: Receive, send: Send) -> None:
+        clock = self._bot.clock
+        arrived_at = clock.monotonic()
+        signature = timestamp = None
+        declared_length = 0
+        for name, value in scope["headers"]:
+            if name == b"x-signature-ed25519":
+                signature = value.decode("latin-1")
+            elif name == b"x-signature-timestamp":
+                timestamp = value.decode("latin-1")
+            elif name == b"content-length" and value.isdigit():
+                declared_length = int(value)
+        if declared_length > self._max_body:
+            await _reply(send, 400, {"error": "body too large"})
+            return
+        try:
+            body = await self._read_body(receive)
+        except _BodyTooLarge:
+            await _reply(send, 400, {"error": "body too large"})
+            return
+        try:
+            self._verifier.verify(signature, timestamp, body)
+        except SignatureError as exc:
+            log.warning("rejected interaction request: %s", exc)
+            await _reply(send, 401, {"error": "invalid request signature"})
+            return
+        try:
+            payload = decode_interaction(body)
+        except PayloadError as exc:
+            await _reply(send, 400, {"error": str(exc)})
+            return
+        if isinstance(payload, PingInteraction):
+            await _send_raw(send, 200, _PONG)
+            return
+        if not self._bot.accepting:
+            await _reply(send, 503, {"error": "shutting down"})
+            return
+        sink = HttpReplySink(clock, flush_timeout=self._bot.settings.reply_flush_timeout)
+        self._bot.dispatch(payload, arrived_at=arrived_at, sink=sink)
+        reply = await sink.wait_reply(arrived_at + INITIAL_RESPONSE_DEADLINE)
+        if reply is None:
+            # The runtime could not produce an answer in time (defer='never' and a slow
+            # handler); Discord has already shown the failure. The handler goes on and
+            # its answer takes the fallback route.
+            await _reply(send, 500, {"error": "no initial response within the deadline"})
+            return
+        try:
+            await _send_raw(send, 200, _encode(reply))
+        finally:
+            sink.mark_flushed()
+
+    async def _read_body(self, receive: Receive) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self._max_body:
+                raise _BodyTooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self._bot.start()
+                except Exception as exc:
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    await self._bot.close()
+                finally:
+                    await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def _reply(send: Send, status: int, body: dict[str, object]) -> None:
+    await _send_raw(send, status, _encode(body))
+
+
+async def _send_raw(send: Send, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,84 @@
+"""Running one handler under its defer policy.
+
+The runner starts the handler at once and, for ``auto``, arms a timer at
+``arrival + defer_after``; the responder's lock decides whether the timer's defer or
+the handler's answer goes out first (see :mod:`steadybot.interactions.responder`).
+Handler errors become a friendly ephemeral answer and a log line; what a handler left
+unanswered is acknowledged for it; the answer latency feeds the handler's tracker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+from steadybot.clock import Clock
+from steadybot.config import Settings
+from steadybot.errors import IllegalTransition, InteractionExpired, UserFacingError
+from steadybot.interactions.context import Interaction
+from steadybot.interactions.defer import DeferMode
+from steadybot.interactions.handlers import HandlerSpec
+from steadybot.interactions.statistics import RuntimeCounters
+
+__all__ = ["run_handler"]
+
+log = logging.getLogger("steadybot.runner")
+
+
+async def run_handler(
+    spec: HandlerSpec,
+    interaction: Interaction,
+    values: Mapping[str, object],
+    *,
+    clock: Clock,
+    settings: Settings,
+    counters: RuntimeCounters,
+) -> None:
+    """Run ``spec`` for ``interaction`` and make sure the interaction is answered."""
+    responder = interaction.responder
+    timer: asyncio.Task[None] | None = None
+    if spec.defer is DeferMode.NOW:
+        await responder.auto_defer(early=False)
+    elif spec.defer is DeferMode.AUTO:
+        if spec.tracker.predicts_slow(settings.defer_after):
+            await responder.auto_defer(early=True)
+        else:
+            timer = asyncio.create_task(
+                _defer_at(interaction, responder.arrived_at + settings.defer_after, clock),
+                name=f"steadybot-defer-{interaction.id}",
+            )
+    try:
+        await spec.call(interaction, values)
+    except UserFacingError as exc:
+        log.info("handler %s declined: %s", spec.name, exc.message)
+        await _answer_failure(interaction, exc.message)
+    except InteractionExpired as exc:
+        log.warning("handler %s: %s", spec.name, exc)
+    except Exception:
+        counters.add("handler_errors")
+        log.exception("handler %s failed (interaction %s)", spec.name, interaction.id)
+        await _answer_failure(interaction, settings.error_message)
+    finally:
+        if timer is not None:
+            timer.cancel()
+        try:
+            await responder.finish()
+        except Exception:
+            log.exception("could not close interaction %s", interaction.id)
+        answered_at = responder.first_answer_at or clock.monotonic()
+        spec.tracker.record(answered_at - responder.arrived_at)
+
+
+async def _defer_at(interaction: Interaction, at: float, clock: Clock) -> None:
+    await clock.sleep(at - clock.monotonic())
+    await interaction.responder.auto_defer(early=False)
+
+
+async def _answer_failure(interaction: Interaction, message: str) -> None:
+    try:
+        await interaction.responder.respond(message, ephemeral=True)
+    except (IllegalTransition, InteractionExpired) as exc:
+        log.warning("could not tell the user about the failure: %s", exc)
+    except Exception:
+        log.exception("could not tell the user about the failure")

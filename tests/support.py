@@ -1,0 +1,188 @@
+"""Shared test helpers: payload factories, a recording sink, a recording REST transport."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import msgspec
+
+from steadybot.clock import ManualClock
+from steadybot.config import Settings
+from steadybot.interactions.payload import AnyInteraction, decode_interaction
+from steadybot.interactions.responder import Responder
+from steadybot.interactions.sinks import InitialResponseRejected
+from steadybot.interactions.statistics import RuntimeCounters
+from steadybot.rest import MockTransport, RestClient, TransportRequest, TransportResponse
+
+APP_ID = "100000000000000001"
+TOKEN = "T" * 200  # interaction tokens are long; this one must never show up in logs
+BOT_TOKEN = "bot-token-secret-value"
+CHANNEL_ID = "300000000000000003"
+USER_ID = "400000000000000004"
+MESSAGE_ID = "500000000000000005"
+PUBLIC_KEY_HEX = "0" * 64
+
+_ids = itertools.count(600000000000000000)
+
+
+def settings(**overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "application_id": APP_ID,
+        "public_key": PUBLIC_KEY_HEX,
+        "token": BOT_TOKEN,
+        "api_base": "http://discord.test/api/v10",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def payload(kind: int, data: dict[str, object] | None = None, **extra: object) -> AnyInteraction:
+    """An interaction of type ``kind``, decoded through the real decoder."""
+    body: dict[str, object] = {
+        "id": str(next(_ids)),
+        "application_id": APP_ID,
+        "type": kind,
+        "token": TOKEN,
+        "version": 1,
+        "channel_id": CHANNEL_ID,
+        "guild_id": "200000000000000002",
+        "member": {"user": {"id": USER_ID, "username": "alice"}, "roles": []},
+        "locale": "en-US",
+        "app_permissions": "2048",
+    }
+    if data is not None:
+        body["data"] = data
+    body.update(extra)
+    return decode_interaction(msgspec.json.encode(body))
+
+
+def command(name: str = "ping", options: list[dict[str, object]] | None = None) -> AnyInteraction:
+    return payload(2, {"id": "1", "name": name, "type": 1, "options": options or []})
+
+
+def component(custom_id: str = "button", values: list[str] | None = None) -> AnyInteraction:
+    data: dict[str, object] = {"custom_id": custom_id, "component_type": 2}
+    if values is not None:
+        data = {"custom_id": custom_id, "component_type": 3, "values": values}
+    message = {"id": MESSAGE_ID, "channel_id": CHANNEL_ID, "content": "menu", "flags": 0}
+    return payload(3, data, message=message)
+
+
+def modal_submit(custom_id: str = "form", fields: dict[str, str] | None = None) -> AnyInteraction:
+    rows = [
+        {"type": 1, "components": [{"type": 4, "custom_id": key, "value": value}]}
+        for key, value in (fields or {"name": "Alice"}).items()
+    ]
+    return payload(5, {"custom_id": custom_id, "components": rows})
+
+
+def autocomplete(name: str = "search", focused: str = "query") -> AnyInteraction:
+    option = {"name": focused, "type": 3, "value": "ab", "focused": True}
+    return payload(4, {"id": "1", "name": name, "type": 1, "options": [option]})
+
+
+class RecordingSink:
+    """An initial-response sink that records what it got; can refuse like a closed door."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, object]] = []
+        self.sent_at: list[float] = []
+        self.reject = False
+        self.clock: ManualClock | None = None
+
+    async def send(self, body: dict[str, object]) -> None:
+        if self.reject:
+            raise InitialResponseRejected("closed")
+        self.bodies.append(body)
+        if self.clock is not None:
+            self.sent_at.append(self.clock.monotonic())
+
+    @property
+    def types(self) -> list[object]:
+        return [body["type"] for body in self.bodies]
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    json: object
+    headers: dict[str, str]
+
+
+@dataclass
+class FakeDiscord:
+    """A REST transport answering like Discord for the routes the responder uses.
+
+    ``fail`` maps (method, path suffix) to (status, code) answers given instead.
+    """
+
+    calls: list[Call] = field(default_factory=list)
+    fail: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+
+    def handler(self, request: TransportRequest) -> TransportResponse:
+        path = request.url.split("/api/v10", 1)[1].split("?", 1)[0]
+        body = msgspec.json.decode(request.body) if request.body else None
+        self.calls.append(Call(request.method, path, body, dict(request.headers)))
+        for (method, suffix), (status, code) in self.fail.items():
+            if request.method == method and path.endswith(suffix):
+                error = {"code": code, "message": "failure injected by the test"}
+                return TransportResponse(
+                    status=status, headers={"via": "1.1 google"}, body=msgspec.json.encode(error)
+                )
+        if request.method == "DELETE":
+            return TransportResponse(status=204, headers={}, body=b"")
+        if path == "/users/@me/channels":
+            dm = {"id": "700000000000000007", "type": 1}
+            return TransportResponse(status=200, headers={}, body=msgspec.json.encode(dm))
+        content = body.get("content", "") if isinstance(body, dict) else ""
+        message = {
+            "id": str(next(_ids)),
+            "channel_id": CHANNEL_ID,
+            "content": content,
+            "flags": body.get("flags", 0) if isinstance(body, dict) else 0,
+        }
+        return TransportResponse(status=200, headers={}, body=msgspec.json.encode(message))
+
+    def transport(self) -> MockTransport:
+        return MockTransport(self.handler)
+
+    def paths(self, method: str | None = None) -> list[str]:
+        return [c.path for c in self.calls if method is None or c.method == method]
+
+    def where(self, predicate: Callable[[Call], bool]) -> list[Call]:
+        return [c for c in self.calls if predicate(c)]
+
+
+@dataclass
+class Harness:
+    clock: ManualClock
+    sink: RecordingSink
+    discord: FakeDiscord
+    rest: RestClient
+    counters: RuntimeCounters
+    settings: Settings
+
+    def responder(self, interaction: AnyInteraction, *, ephemeral: bool = False) -> Responder:
+        return Responder(
+            interaction,
+            sink=self.sink,
+            rest=self.rest,
+            clock=self.clock,
+            settings=self.settings,
+            counters=self.counters,
+            arrived_at=self.clock.monotonic(),
+            ephemeral=ephemeral,
+        )
+
+
+def harness(**setting_overrides: object) -> Harness:
+    clock = ManualClock()
+    sink = RecordingSink()
+    sink.clock = clock
+    discord = FakeDiscord()
+    config = settings(**setting_overrides)
+    rest = RestClient.from_settings(config, clock=clock, transport=discord.transport())
+    return Harness(clock, sink, discord, rest, RuntimeCounters(), config)

@@ -1,0 +1,188 @@
+"""The Bot and its runner: defer policy in time, errors, unknown routes, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from support import RecordingSink, command, component, harness
+
+from steadybot import Bot, Interaction, UserFacingError
+from steadybot.interactions.payload import AnyInteraction
+
+
+def make_bot(**overrides: object) -> tuple[Bot, RecordingSink, object]:
+    h = harness(**overrides)
+    bot = Bot(h.settings, clock=h.clock, transport=h.discord.transport())
+    return bot, h.sink, h
+
+
+async def run(bot: Bot, sink: RecordingSink, payload: AnyInteraction) -> asyncio.Task[None]:
+    return bot.dispatch(payload, arrived_at=bot.clock.monotonic(), sink=sink)
+
+
+async def test_fast_handler_answers_directly() -> None:
+    bot, sink, _ = make_bot()
+
+    @bot.command("ping")
+    async def ping(ix: Interaction) -> None:
+        await ix.respond("pong")
+
+    await (await run(bot, sink, command("ping")))
+    assert sink.types == [4]
+    assert bot.statistics().answered_directly == 1
+
+
+async def test_slow_handler_is_deferred_exactly_at_defer_after() -> None:
+    bot, sink, h = make_bot(defer_after=1.5)
+
+    @bot.command("slow")
+    async def slow(ix: Interaction) -> None:
+        await bot.clock.sleep(5)
+        await ix.respond("done")
+
+    start = bot.clock.monotonic()
+    task = await run(bot, sink, command("slow"))
+    await h.clock.advance(1.49)  # type: ignore[attr-defined]
+    assert sink.bodies == []
+    await h.clock.advance(0.01)  # type: ignore[attr-defined]
+    assert sink.types == [5]
+    assert sink.sent_at == [start + 1.5]
+    await h.clock.advance(4)  # type: ignore[attr-defined]
+    await task
+    assert [(c.method, c.path.split("/")[-1]) for c in h.discord.calls] == [("PATCH", "@original")]  # type: ignore[attr-defined]
+    assert bot.statistics().deferred_automatically == 1
+
+
+async def test_recently_slow_handler_is_deferred_at_once() -> None:
+    bot, sink, h = make_bot(latency_min_samples=3)
+
+    @bot.command("slow")
+    async def slow(ix: Interaction) -> None:
+        await bot.clock.sleep(4)
+        await ix.respond("done")
+
+    for _ in range(3):
+        task = await run(bot, sink, command("slow"))
+        await h.clock.advance(5)  # type: ignore[attr-defined]
+        await task
+    assert bot.statistics().deferred_automatically == 3
+    start = bot.clock.monotonic()
+    sink.sent_at.clear()
+    task = await run(bot, sink, command("slow"))
+    await h.clock.settle()  # type: ignore[attr-defined]
+    assert sink.sent_at == [start]
+    assert bot.statistics().deferred_early == 1
+    await h.clock.advance(5)  # type: ignore[attr-defined]
+    await task
+    assert bot.latency()["slow"].slow_predicted
+
+
+@pytest.mark.parametrize(("mode", "expected"), [("now", [5]), ("never", [])])
+async def test_defer_now_and_never(mode: str, expected: list[int]) -> None:
+    bot, sink, h = make_bot()
+
+    @bot.command("x", defer=mode)  # type: ignore[arg-type]
+    async def handler(ix: Interaction) -> None:
+        await bot.clock.sleep(3.5)
+        await ix.respond("late or edited")
+
+    task = await run(bot, sink, command("x"))
+    await h.clock.advance(2.9)  # type: ignore[attr-defined]
+    assert sink.types == expected
+    await h.clock.advance(1)  # type: ignore[attr-defined]
+    await task
+    if mode == "never":
+        assert bot.statistics().missed_deadline == 1
+        assert bot.statistics().fallbacks_delivered == 1
+
+
+async def test_handler_crash_becomes_a_friendly_ephemeral_message(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bot, sink, _ = make_bot()
+
+    @bot.command("boom")
+    async def boom(ix: Interaction) -> None:
+        raise RuntimeError("database exploded")
+
+    @bot.command("no")
+    async def no(ix: Interaction) -> None:
+        raise UserFacingError("You need the staff role.")
+
+    await (await run(bot, sink, command("boom")))
+    await (await run(bot, sink, command("no")))
+    assert sink.bodies[0] == {
+        "type": 4,
+        "data": {"content": bot.settings.error_message, "flags": 64},
+    }
+    assert sink.bodies[1] == {
+        "type": 4,
+        "data": {"content": "You need the staff role.", "flags": 64},
+    }
+    assert bot.statistics().handler_errors == 1
+    assert "database exploded" in caplog.text  # logged for us, not shown to the user
+
+
+async def test_unknown_route_gets_a_polite_ephemeral_answer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bot, sink, _ = make_bot()
+    await (await run(bot, sink, component("gone:1")))
+    assert sink.bodies == [
+        {"type": 4, "data": {"content": bot.settings.unknown_route_message, "flags": 64}}
+    ]
+    assert bot.statistics().unknown_routes == 1
+    assert "no handler for MESSAGE_COMPONENT 'gone:1'" in caplog.text
+
+
+async def test_options_and_custom_id_arguments_arrive_as_keywords() -> None:
+    bot, sink, _ = make_bot()
+    seen: list[object] = []
+
+    @bot.command("give")
+    async def give(ix: Interaction, amount: int, note: str | None) -> None:
+        seen.append((amount, note))
+        await ix.respond("ok")
+
+    @bot.component("vote:{poll:int}:{choice}")
+    async def vote(ix: Interaction, poll: int, choice: str) -> None:
+        seen.append((poll, choice))
+        await ix.update("voted")
+
+    await (await run(bot, sink, command("give", [{"name": "amount", "type": 4, "value": 5}])))
+    await (await run(bot, sink, component("vote:12:yes")))
+    assert seen == [(5, None), (12, "yes")]
+
+
+def test_registration_errors_are_immediate() -> None:
+    bot, _, _ = make_bot()
+    with pytest.raises(TypeError, match="no value for parameter"):
+
+        @bot.component("vote:{poll:int}")
+        async def vote(ix: Interaction, poll: int, missing: str) -> None: ...
+
+    with pytest.raises(TypeError, match="async"):
+        bot.command("sync")(lambda ix: None)  # type: ignore[arg-type,return-value]
+
+
+async def test_close_waits_for_in_flight_work_within_the_grace_period() -> None:
+    bot, sink, h = make_bot(shutdown_grace=10)
+    finished: list[str] = []
+
+    @bot.command("work")
+    async def work(ix: Interaction) -> None:
+        await bot.clock.sleep(float(ix.options.get("seconds") or 0))  # type: ignore[arg-type]
+        finished.append(str(ix.options.get("seconds")))
+        await ix.respond("done")
+
+    short = await run(bot, sink, command("work", [{"name": "seconds", "type": 10, "value": 5}]))
+    long = await run(bot, sink, command("work", [{"name": "seconds", "type": 10, "value": 60}]))
+    closing = asyncio.create_task(bot.close())
+    await h.clock.settle()  # type: ignore[attr-defined]
+    assert not bot.accepting
+    await h.clock.advance(10)  # type: ignore[attr-defined]
+    await closing
+    assert finished == ["5"]
+    assert short.done()
+    assert long.cancelled()
