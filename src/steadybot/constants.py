@@ -17,7 +17,10 @@ __all__ = [
     "EPHEMERAL_FLAG",
     "INITIAL_RESPONSE_DEADLINE",
     "INTERACTION_TOKEN_LIFETIME",
+    "LOADING_FLAG",
     "MESSAGE_CONTENT_MAX_LENGTH",
+    "MESSAGE_MAX_ACTION_ROWS",
+    "MESSAGE_MAX_EMBEDS",
     "MODAL_MAX_COMPONENTS",
     "MODAL_TITLE_MAX_LENGTH",
     "CallbackType",
@@ -44,6 +47,11 @@ CUSTOM_ID_MAX_LENGTH: Final = 100
 MODAL_TITLE_MAX_LENGTH: Final = 45
 MODAL_MAX_COMPONENTS: Final = 5
 AUTOCOMPLETE_MAX_CHOICES: Final = 25
+MESSAGE_MAX_EMBEDS: Final = 10
+MESSAGE_MAX_ACTION_ROWS: Final = 5
+
+LOADING_FLAG: Final = 1 << 7
+"""Message flag 128: the deferred "thinking…" message, until its first edit."""
 
 
 class InteractionType(IntEnum):

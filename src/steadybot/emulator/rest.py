@@ -1,0 +1,304 @@
+"""The emulator's REST API under ``/api/v10``: what the runtime and common clients call.
+
+Each handler reads or writes the :class:`~steadybot.emulator.world.World` and the
+:class:`~steadybot.emulator.interactions.InteractionLedger`; errors are raised as
+:class:`EmulatedError` and turned into Discord's JSON by one middleware, which also
+answers unknown routes, wrong methods and bodies that are not JSON the way Discord
+does, and never lets a stack trace reach the client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from steadybot.constants import ErrorCode
+from steadybot.emulator.errors import EmulatedError, invalid_form, unknown
+from steadybot.emulator.interactions import EmulatedInteraction, InteractionLedger
+from steadybot.emulator.validation import check_message
+from steadybot.emulator.world import World
+
+__all__ = ["API_PREFIX", "EmulatorApi"]
+
+log = logging.getLogger("steadybot.emulator")
+API_PREFIX = "/api/v10"
+MAX_REQUEST_BYTES = 8 * 1024 * 1024
+MESSAGE_LIST_DEFAULT = 50
+MESSAGE_LIST_MAX = 100
+JSON = dict[str, Any]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _json(body: object, status: int = 200) -> web.Response:
+    return web.Response(
+        body=msgspec.json.encode(body), status=status, content_type="application/json"
+    )
+
+
+class EmulatorApi:
+    """Routes and middleware of the emulated REST API."""
+
+    def __init__(
+        self,
+        world: World,
+        ledger: InteractionLedger,
+        *,
+        info: Callable[[], JSON],
+        validate_endpoint: Callable[[str], Awaitable[str | None]],
+        delivery_settled: Callable[[EmulatedInteraction], Awaitable[None]],
+    ) -> None:
+        self._world = world
+        self._ledger = ledger
+        self._info = info
+        self._validate_endpoint = validate_endpoint
+        self._delivery_settled = delivery_settled
+        self.counters: Counter[str] = Counter()
+
+    def application(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware], client_max_size=MAX_REQUEST_BYTES)
+        p = API_PREFIX
+        bot, open_ = self._bot_auth, self._no_auth
+        app.router.add_get("/_emulator/info", self._get_info)
+        app.router.add_get(f"{p}/users/@me", bot(self._get_me))
+        app.router.add_post(f"{p}/users/@me/channels", bot(self._create_dm))
+        app.router.add_get(f"{p}/applications/@me", bot(self._get_application))
+        app.router.add_get(f"{p}/oauth2/applications/@me", bot(self._get_application))
+        app.router.add_patch(f"{p}/applications/@me", bot(self._edit_application))
+        app.router.add_get(f"{p}/channels/{{channel_id}}", bot(self._get_channel))
+        messages = f"{p}/channels/{{channel_id}}/messages"
+        app.router.add_get(messages, bot(self._list_messages))
+        app.router.add_post(messages, bot(self._create_message))
+        app.router.add_get(messages + "/{message_id}", bot(self._get_message))
+        app.router.add_patch(messages + "/{message_id}", bot(self._edit_message))
+        app.router.add_delete(messages + "/{message_id}", bot(self._delete_message))
+        callback = f"{p}/interactions/{{interaction_id}}/{{token}}/callback"
+        app.router.add_post(callback, open_(self._callback))
+        webhook = f"{p}/webhooks/{{application_id}}/{{token}}"
+        app.router.add_post(webhook, open_(self._followup))
+        app.router.add_get(webhook + "/messages/{message_id}", open_(self._get_webhook_message))
+        app.router.add_patch(webhook + "/messages/{message_id}", open_(self._edit_webhook_message))
+        app.router.add_delete(
+            webhook + "/messages/{message_id}", open_(self._delete_webhook_message)
+        )
+        return app
+
+    # --- plumbing -------------------------------------------------------------------
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self.counters["rest_requests"] += 1
+        try:
+            response = await handler(request)
+        except EmulatedError as exc:
+            response = _json(exc.body(), exc.status)
+        except web.HTTPRequestEntityTooLarge:
+            response = _json({"code": 40005, "message": "Request entity too large"}, 413)
+        except web.HTTPNotFound:
+            response = _json({"code": 0, "message": "404: Not Found"}, 404)
+        except web.HTTPMethodNotAllowed:
+            response = _json({"code": 0, "message": "405: Method Not Allowed"}, 405)
+        except Exception:  # a bug in the emulator must not look like a crash to the bot
+            log.exception("emulator: %s %s failed", request.method, request.rel_url.path)
+            response = _json({"code": 0, "message": "500: Internal Server Error"}, 500)
+        if response.status >= 400:
+            self.counters["rest_errors"] += 1
+            self.counters[f"status_{response.status}"] += 1
+        return response
+
+    def _bot_auth(self, handler: Handler) -> Handler:
+        expected = f"Bot {self._world.bot_token}"
+
+        async def checked(request: web.Request) -> web.StreamResponse:
+            if request.headers.get("Authorization") != expected:
+                raise EmulatedError(401, 0, "401: Unauthorized")
+            return await handler(request)
+
+        return checked
+
+    @staticmethod
+    def _no_auth(handler: Handler) -> Handler:
+        return handler
+
+    @staticmethod
+    async def _body(request: web.Request) -> Any:
+        raw = await request.read()
+        try:
+            return msgspec.json.decode(raw) if raw else {}
+        except msgspec.DecodeError:
+            raise EmulatedError(400, 50109, "The request body contains invalid JSON.") from None
+
+    def _channel(self, channel_id: str) -> JSON:
+        channel = self._world.channels.get(channel_id)
+        if channel is None or channel_id not in self._world.messages:
+            raise unknown(ErrorCode.UNKNOWN_CHANNEL)
+        return channel
+
+    def _message(self, channel_id: str, message_id: str) -> JSON:
+        self._channel(channel_id)
+        message = self._world.messages[channel_id].get(message_id)
+        if message is None:
+            raise unknown(ErrorCode.UNKNOWN_MESSAGE)
+        return message
+
+    # --- users, application, info ---------------------------------------------------
+
+    async def _get_info(self, request: web.Request) -> web.Response:
+        return _json(self._info())
+
+    async def _get_me(self, request: web.Request) -> web.Response:
+        return _json(self._world.bot_user)
+
+    async def _create_dm(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        recipient = body.get("recipient_id") if isinstance(body, dict) else None
+        if not isinstance(recipient, str):
+            raise invalid_form({"recipient_id": ("BASE_TYPE_REQUIRED", "This field is required")})
+        if recipient not in self._world.members:
+            raise unknown(ErrorCode.UNKNOWN_MEMBER)
+        return _json(self._world.dm_channel(recipient))
+
+    def _application_json(self) -> JSON:
+        world = self._world
+        return {
+            "id": world.application_id,
+            "name": "steadybot emulated application",
+            "verify_key": world.public_key_hex,
+            "bot": world.bot_user,
+            "flags": 0,
+            "interactions_endpoint_url": world.interactions_endpoint_url or None,
+        }
+
+    async def _get_application(self, request: web.Request) -> web.Response:
+        return _json(self._application_json())
+
+    async def _edit_application(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        url = body.get("interactions_endpoint_url") if isinstance(body, dict) else None
+        if isinstance(url, str):
+            problem = await self._validate_endpoint(url)
+            if problem is not None:
+                raise invalid_form(
+                    {"interactions_endpoint_url": ("APPLICATION_INTERACTIONS_ENDPOINT", problem)}
+                )
+            self._world.interactions_endpoint_url = url
+        return _json(self._application_json())
+
+    # --- channels and messages ------------------------------------------------------
+
+    async def _get_channel(self, request: web.Request) -> web.Response:
+        return _json(self._channel(request.match_info["channel_id"]))
+
+    async def _list_messages(self, request: web.Request) -> web.Response:
+        channel_id = request.match_info["channel_id"]
+        self._channel(channel_id)
+        try:
+            limit = int(request.query.get("limit", MESSAGE_LIST_DEFAULT))
+        except ValueError:
+            raise invalid_form({"limit": ("NUMBER_TYPE_COERCE", "Value is not int.")}) from None
+        if not 1 <= limit <= MESSAGE_LIST_MAX:
+            raise invalid_form({"limit": ("NUMBER_TYPE_MAX", "Must be between 1 and 100.")})
+        newest_first = sorted(
+            self._world.messages[channel_id].values(), key=lambda m: int(m["id"]), reverse=True
+        )
+        before, after = request.query.get("before"), request.query.get("after")
+        if before is not None and before.isdigit():
+            newest_first = [m for m in newest_first if int(m["id"]) < int(before)]
+        if after is not None and after.isdigit():
+            newest_first = [m for m in newest_first if int(m["id"]) > int(after)][-limit:]
+        return _json(newest_first[:limit])
+
+    async def _create_message(self, request: web.Request) -> web.Response:
+        channel_id = request.match_info["channel_id"]
+        self._channel(channel_id)
+        body = check_message(await self._body(request))
+        message = self._world.create_message(channel_id, body, author=self._world.bot_user)
+        self._ledger.counters["messages_created"] += 1
+        return _json(message)
+
+    async def _get_message(self, request: web.Request) -> web.Response:
+        return _json(
+            self._message(request.match_info["channel_id"], request.match_info["message_id"])
+        )
+
+    async def _edit_message(self, request: web.Request) -> web.Response:
+        message = self._message(request.match_info["channel_id"], request.match_info["message_id"])
+        body = check_message(await self._body(request), create=False)
+        if message["author"]["id"] != self._world.bot_user["id"]:
+            raise EmulatedError(403, 50005, "Cannot edit a message authored by another user")
+        self._ledger.counters["messages_edited"] += 1
+        return _json(self._world.edit_message(message, body))
+
+    async def _delete_message(self, request: web.Request) -> web.Response:
+        channel_id = request.match_info["channel_id"]
+        message = self._message(channel_id, request.match_info["message_id"])
+        del self._world.messages[channel_id][message["id"]]
+        self._ledger.counters["messages_deleted"] += 1
+        return web.Response(status=204)
+
+    # --- interactions and webhooks ----------------------------------------------------
+
+    async def _callback(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        interaction = self._ledger.acknowledge(
+            request.match_info["interaction_id"], request.match_info["token"], body, via="callback"
+        )
+        if request.query.get("with_response") == "true":
+            resource: JSON = {"type": interaction.ack_type}
+            if interaction.original_message_id is not None:
+                resource["message"] = self._ledger.webhook_message(interaction, "@original")
+            return _json(
+                {
+                    "interaction": {
+                        "id": interaction.id,
+                        "type": interaction.type,
+                        "response_message_id": interaction.original_message_id,
+                    },
+                    "resource": resource,
+                }
+            )
+        return web.Response(status=204)
+
+    async def _token(self, request: web.Request) -> EmulatedInteraction:
+        application_id, token = request.match_info["application_id"], request.match_info["token"]
+        try:
+            return self._ledger.by_token(application_id, token)
+        except EmulatedError as exc:
+            if exc.code != ErrorCode.UNKNOWN_WEBHOOK:
+                raise
+            # The initial response may still be on its way back in the HTTP reply:
+            # Discord applies it before the token works; so do we.
+            pending = self._ledger.pending_by_token(token)
+            if pending is None:
+                raise
+            await self._delivery_settled(pending)
+            return self._ledger.by_token(application_id, token)
+
+    async def _followup(self, request: web.Request) -> web.Response:
+        interaction = await self._token(request)
+        return _json(self._ledger.followup(interaction, await self._body(request)))
+
+    async def _get_webhook_message(self, request: web.Request) -> web.Response:
+        interaction = await self._token(request)
+        return _json(self._ledger.webhook_message(interaction, request.match_info["message_id"]))
+
+    async def _edit_webhook_message(self, request: web.Request) -> web.Response:
+        interaction = await self._token(request)
+        message = self._ledger.webhook_message(interaction, request.match_info["message_id"])
+        body = check_message(await self._body(request), create=False)
+        self._ledger.counters["messages_edited"] += 1
+        return _json(self._world.edit_message(message, body))
+
+    async def _delete_webhook_message(self, request: web.Request) -> web.Response:
+        interaction = await self._token(request)
+        message = self._ledger.webhook_message(interaction, request.match_info["message_id"])
+        self._world.messages.get(message["channel_id"], {}).pop(message["id"], None)
+        for messages in self._world.ephemeral.values():
+            if message in messages:
+                messages.remove(message)
+        self._ledger.counters["messages_deleted"] += 1
+        return web.Response(status=204)
