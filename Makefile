@@ -29,6 +29,8 @@ unit: $(STAMP)
 	$(BIN)/pytest
 
 bench: $(STAMP)
+	@command -v wrk >/dev/null || (apt-get install -y wrk >/dev/null 2>&1 || sudo apt-get install -y wrk) \
+		|| (echo "make bench needs wrk: apt-get install wrk" >&2; exit 1)
 	$(BIN)/python benchmarks/endpoint/run.py
 
 clean:

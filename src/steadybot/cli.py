@@ -1,4 +1,4 @@
-"""The ``steadybot`` command: serve a bot, run the demo."""
+"""The ``steadybot`` command: serve a bot, run the emulator, run the demo."""
 
 from __future__ import annotations
 
@@ -70,3 +70,33 @@ def demo(users: int) -> None:
     from steadybot.demo import main as run
 
     raise SystemExit(run(users))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8090, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--members", default=300, show_default=True, type=click.IntRange(1, 100_000))
+def emulate(host: str, port: int, seed: int, members: int) -> None:
+    """Run the local Discord emulator until interrupted; prints what a bot needs."""
+    import asyncio
+
+    from steadybot.emulator import Emulator
+
+    async def run() -> None:
+        async with Emulator(host=host, port=port, seed=seed, members=members) as emulator:
+            click.echo(
+                f"emulator listening on {emulator.url} (info: {emulator.url}/_emulator/info)"
+            )
+            click.echo(f"STEADYBOT_API_BASE={emulator.api_base}")
+            click.echo(f"STEADYBOT_APPLICATION_ID={emulator.application_id}")
+            click.echo(f"STEADYBOT_PUBLIC_KEY={emulator.public_key}")
+            click.echo(f"STEADYBOT_TOKEN={emulator.bot_token}")
+            await asyncio.Event().wait()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        click.echo("emulator stopped")
+    except OSError as exc:  # e.g. the port is taken
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None

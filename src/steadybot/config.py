@@ -89,6 +89,14 @@ class Settings(BaseSettings):
     rest_backoff_cap: float = Field(8.0, gt=0, description="Largest backoff ceiling, s.")
 
     # --- user-facing texts ----------------------------------------------------------
-    unknown_route_message: str = "This action is no longer available."
-    error_message: str = "Something went wrong on our side. Please try again."
-    done_message: str = "✅ Done."
+    unknown_route_message: str = Field(
+        "This action is no longer available.",
+        description="Ephemeral answer to an interaction no handler matches.",
+    )
+    error_message: str = Field(
+        "Something went wrong on our side. Please try again.",
+        description="Ephemeral answer when a handler raises an unexpected error.",
+    )
+    done_message: str = Field(
+        "✅ Done.", description="Written when a deferred handler returns without answering."
+    )

@@ -1,0 +1,1 @@
+"""Benchmarks of steadybot; each sub-package is one reproducible measurement."""
