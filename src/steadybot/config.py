@@ -97,6 +97,10 @@ class Settings(BaseSettings):
         "Something went wrong on our side. Please try again.",
         description="Ephemeral answer when a handler raises an unexpected error.",
     )
+    interrupted_message: str = Field(
+        "The bot is restarting; please try again in a moment.",
+        description="Ephemeral answer when shutdown cuts a handler off.",
+    )
     done_message: str = Field(
         "✅ Done.", description="Written when a deferred handler returns without answering."
     )

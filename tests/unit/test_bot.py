@@ -186,3 +186,10 @@ async def test_close_waits_for_in_flight_work_within_the_grace_period() -> None:
     assert finished == ["5"]
     assert short.done()
     assert long.cancelled()
+    assert bot.statistics().handlers_cancelled == 1
+    # The cut-off handler had been deferred at 2 s: its "thinking…" is replaced by the
+    # interrupted message, not by a misleading "done".
+    edits = h.discord.where(lambda c: c.method == "PATCH" and c.path.endswith("@original"))
+    contents = [c.json.get("content") for c in edits if isinstance(c.json, dict)]
+    assert bot.settings.interrupted_message in contents
+    assert bot.settings.done_message not in contents

@@ -55,6 +55,12 @@ async def run_handler(
         await _answer_failure(interaction, exc.message)
     except InteractionExpired as exc:
         log.warning("handler %s: %s", spec.name, exc)
+    except asyncio.CancelledError:
+        # Shutdown cut the handler off: say so instead of a misleading "done".
+        counters.add("handlers_cancelled")
+        log.warning("handler %s cancelled (interaction %s)", spec.name, interaction.id)
+        await _answer_failure(interaction, settings.interrupted_message)
+        raise
     except Exception:
         counters.add("handler_errors")
         log.exception("handler %s failed (interaction %s)", spec.name, interaction.id)

@@ -21,6 +21,7 @@ class RuntimeStatistics:
     fallbacks_delivered: int = 0  # an answer delivered through the bot token instead
     undeliverable: int = 0  # an answer that no route could deliver (logged as error)
     handler_errors: int = 0  # handlers that raised
+    handlers_cancelled: int = 0  # handlers cut off by shutdown past the grace period
     unanswered_handlers: int = 0  # handlers that returned without answering
     unknown_routes: int = 0  # interactions no handler matched
     progress_edits: int = 0  # progress updates written
