@@ -77,14 +77,20 @@ def demo(users: int) -> None:
 @click.option("--port", default=8090, show_default=True, type=int)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--members", default=300, show_default=True, type=click.IntRange(1, 100_000))
-def emulate(host: str, port: int, seed: int, members: int) -> None:
+@click.option("--faults", default="none", show_default=True, help="Fault profile: none, flaky.")
+def emulate(host: str, port: int, seed: int, members: int, faults: str) -> None:
     """Run the local Discord emulator until interrupted; prints what a bot needs."""
     import asyncio
 
-    from steadybot.emulator import Emulator
+    from steadybot.emulator import PROFILES, Emulator
+
+    if faults not in PROFILES:
+        raise click.BadParameter(f"unknown profile {faults!r}; known: {', '.join(PROFILES)}")
 
     async def run() -> None:
-        async with Emulator(host=host, port=port, seed=seed, members=members) as emulator:
+        async with Emulator(
+            host=host, port=port, seed=seed, members=members, faults=faults
+        ) as emulator:
             click.echo(
                 f"emulator listening on {emulator.url} (info: {emulator.url}/_emulator/info)"
             )

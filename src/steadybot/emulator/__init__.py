@@ -3,15 +3,23 @@
 See :class:`Emulator`. Rules reproduced are listed in ``docs/emulator.md``.
 """
 
+from steadybot.emulator.faults import PROFILES, FaultInjector, FaultRule
 from steadybot.emulator.interactions import EmulatedInteraction, InteractionOutcome
+from steadybot.emulator.ratelimits import BucketLimit, RateLimiter, RateLimitSettings
 from steadybot.emulator.server import Emulator, EmulatorStatistics
 from steadybot.emulator.world import World, WorldSettings
 
 __all__ = [
+    "PROFILES",
+    "BucketLimit",
     "EmulatedInteraction",
     "Emulator",
     "EmulatorStatistics",
+    "FaultInjector",
+    "FaultRule",
     "InteractionOutcome",
+    "RateLimitSettings",
+    "RateLimiter",
     "World",
     "WorldSettings",
 ]

@@ -17,9 +17,12 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from steadybot.clock import Clock
 from steadybot.constants import ErrorCode
 from steadybot.emulator.errors import EmulatedError, invalid_form, unknown
+from steadybot.emulator.faults import Fault, FaultInjector, FaultRule
 from steadybot.emulator.interactions import EmulatedInteraction, InteractionLedger
+from steadybot.emulator.ratelimits import Decision, RateLimiter
 from steadybot.emulator.validation import check_message
 from steadybot.emulator.world import World
 
@@ -32,6 +35,8 @@ MESSAGE_LIST_DEFAULT = 50
 MESSAGE_LIST_MAX = 100
 JSON = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+FAULT_RETRY_AFTER = 0.5  # seconds a fault-injected 429 asks the client to wait
+_MAJOR_PARAMETERS = ("channel_id", "guild_id", "application_id", "interaction_id")
 
 
 def _json(body: object, status: int = 200) -> web.Response:
@@ -48,12 +53,18 @@ class EmulatorApi:
         world: World,
         ledger: InteractionLedger,
         *,
+        clock: Clock,
+        limits: RateLimiter,
+        faults: FaultInjector,
         info: Callable[[], JSON],
         validate_endpoint: Callable[[str], Awaitable[str | None]],
         delivery_settled: Callable[[EmulatedInteraction], Awaitable[None]],
     ) -> None:
         self._world = world
         self._ledger = ledger
+        self._clock = clock
+        self.limits = limits
+        self.faults = faults
         self._info = info
         self._validate_endpoint = validate_endpoint
         self._delivery_settled = delivery_settled
@@ -64,6 +75,8 @@ class EmulatorApi:
         p = API_PREFIX
         bot, open_ = self._bot_auth, self._no_auth
         app.router.add_get("/_emulator/info", self._get_info)
+        app.router.add_get("/_emulator/faults", self._get_faults)
+        app.router.add_put("/_emulator/faults", self._put_faults)
         app.router.add_get(f"{p}/users/@me", bot(self._get_me))
         app.router.add_post(f"{p}/users/@me/channels", bot(self._create_dm))
         app.router.add_get(f"{p}/applications/@me", bot(self._get_application))
@@ -92,7 +105,21 @@ class EmulatorApi:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         self.counters["rest_requests"] += 1
+        decision: Decision | None = None
+        route = self._route_of(request)
         try:
+            if route is not None:
+                template, major = route
+                authorization = request.headers.get("Authorization")
+                decision = self.limits.check(request.method, template, major, authorization)
+                if decision.rejected:
+                    return self._finish(self._rejection(decision), decision)
+                fault = self.faults.decide(request.method, template)
+                if fault is not None:
+                    if fault.latency > 0:
+                        await self._clock.sleep(fault.latency)
+                    if fault.status is not None:
+                        return self._finish(self._fault_response(fault), None)
             response = await handler(request)
         except EmulatedError as exc:
             response = _json(exc.body(), exc.status)
@@ -105,10 +132,58 @@ class EmulatorApi:
         except Exception:  # a bug in the emulator must not look like a crash to the bot
             log.exception("emulator: %s %s failed", request.method, request.rel_url.path)
             response = _json({"code": 0, "message": "500: Internal Server Error"}, 500)
+        return self._finish(response, decision)
+
+    def _finish(
+        self, response: web.StreamResponse, decision: Decision | None
+    ) -> web.StreamResponse:
+        if decision is not None:
+            response.headers.update(decision.headers)
         if response.status >= 400:
             self.counters["rest_errors"] += 1
             self.counters[f"status_{response.status}"] += 1
+        scope = response.headers.get("X-RateLimit-Scope", "")
+        if decision is not None and decision.scope == "cloudflare":
+            scope = "cloudflare"
+        self.limits.record_status(response.status, scope)
         return response
+
+    @staticmethod
+    def _route_of(request: web.Request) -> tuple[str, str] | None:
+        """The route template (without the API prefix) and the top-level resource."""
+        resource = request.match_info.route.resource
+        if resource is None or not resource.canonical.startswith(API_PREFIX):
+            return None
+        template = resource.canonical.removeprefix(API_PREFIX)
+        params = request.match_info
+        major = next((f"{n}={params[n]}" for n in _MAJOR_PARAMETERS if n in params), "")
+        if "token" in params and "application_id" in params:
+            major += "+" + params["token"][-16:]
+        return template, major
+
+    @staticmethod
+    def _rejection(decision: Decision) -> web.Response:
+        if isinstance(decision.body, bytes):  # the Cloudflare block: not Discord's JSON
+            return web.Response(body=decision.body, status=429, content_type="text/plain")
+        return _json(decision.body, 429)
+
+    @staticmethod
+    def _fault_response(fault: Fault) -> web.Response:
+        status = fault.status or 500
+        if status == 429:
+            body = {
+                "message": "You are being rate limited.",
+                "retry_after": FAULT_RETRY_AFTER,
+                "global": False,
+                "code": 0,
+            }
+            response = _json(body, 429)
+            response.headers.update(
+                {"Retry-After": "1", "X-RateLimit-Scope": "shared", "Via": "1.1 google"}
+            )
+            return response
+        message = fault.rule.message or f"{status}: injected fault"
+        return _json({"code": fault.rule.code, "message": message}, status)
 
     def _bot_auth(self, handler: Handler) -> Handler:
         expected = f"Bot {self._world.bot_token}"
@@ -149,6 +224,29 @@ class EmulatorApi:
 
     async def _get_info(self, request: web.Request) -> web.Response:
         return _json(self._info())
+
+    def faults_json(self) -> JSON:
+        return {
+            "profile": self.faults.profile,
+            "rules": [_rule_json(r) for r in self.faults.rules],
+            "injected": self.faults.injected,
+        }
+
+    async def _get_faults(self, request: web.Request) -> web.Response:
+        return _json(self.faults_json())
+
+    async def _put_faults(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        try:
+            if isinstance(body, dict) and isinstance(body.get("profile"), str):
+                self.faults.set_profile(body["profile"])
+            elif isinstance(body, dict) and isinstance(body.get("rules"), list):
+                self.faults.set_rules([FaultRule.from_json(rule) for rule in body["rules"]])
+            else:
+                raise ValueError('expected {"profile": NAME} or {"rules": [...]}')
+        except (TypeError, ValueError) as exc:
+            raise EmulatedError(400, ErrorCode.INVALID_FORM_BODY, str(exc)) from None
+        return _json(self.faults_json())
 
     async def _get_me(self, request: web.Request) -> web.Response:
         return _json(self._world.bot_user)
@@ -302,3 +400,7 @@ class EmulatorApi:
                 messages.remove(message)
         self._ledger.counters["messages_deleted"] += 1
         return web.Response(status=204)
+
+
+def _rule_json(rule: FaultRule) -> JSON:
+    return {name: getattr(rule, name) for name in rule.__dataclass_fields__}

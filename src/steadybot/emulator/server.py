@@ -21,11 +21,13 @@ from aiohttp import web
 
 from steadybot.clock import Clock, SystemClock
 from steadybot.emulator.errors import EmulatedError
+from steadybot.emulator.faults import FaultInjector
 from steadybot.emulator.interactions import (
     EmulatedInteraction,
     InteractionLedger,
     InteractionOutcome,
 )
+from steadybot.emulator.ratelimits import RateLimiter, RateLimitSettings
 from steadybot.emulator.rest import API_PREFIX, EmulatorApi
 from steadybot.emulator.world import World, WorldSettings
 
@@ -56,6 +58,9 @@ class EmulatorStatistics:
     rest_requests: int
     rest_errors: int
     ack_types: dict[int, int]
+    rate_limited: dict[str, int]  # 429s sent, by scope: user, global, cloudflare
+    invalid_requests: int  # 401/403/429 in the current 10-minute window
+    faults_injected: int
 
 
 class Emulator:
@@ -70,6 +75,8 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         delivery_timeout: float = DELIVERY_TIMEOUT,
+        faults: str = "none",
+        rate_limits: RateLimitSettings | None = None,
     ) -> None:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.world = World.seeded(WorldSettings(members=members, seed=seed), self.clock)
@@ -77,9 +84,14 @@ class Emulator:
         self._host = host
         self._port = port
         self._delivery_timeout = delivery_timeout
+        self.limits = RateLimiter(rate_limits or RateLimitSettings(), self.clock, seed=seed)
+        self.faults = FaultInjector(seed=seed, profile=faults)
         self._api = EmulatorApi(
             self.world,
             self.ledger,
+            clock=self.clock,
+            limits=self.limits,
+            faults=self.faults,
             info=self.info,
             validate_endpoint=self._validate_endpoint,
             delivery_settled=self._delivery_settled,
@@ -394,4 +406,7 @@ class Emulator:
                 for key, value in counters.items()
                 if key.startswith("ack_type_")
             },
+            rate_limited=dict(self.limits.rejected),
+            invalid_requests=self.limits.invalid_requests,
+            faults_injected=self.faults.total,
         )
