@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/steadybot demo
+	$(BIN)/steadybot demo --baseline --json demo-report.json
 
 test: lint typecheck unit
 

@@ -90,14 +90,19 @@ class RecordingSink:
         self.bodies: list[dict[str, object]] = []
         self.sent_at: list[float] = []
         self.reject = False
+        self.accepted = False
         self.clock: ManualClock | None = None
 
     async def send(self, body: dict[str, object]) -> None:
         if self.reject:
             raise InitialResponseRejected("closed")
         self.bodies.append(body)
+        self.accepted = True
         if self.clock is not None:
             self.sent_at.append(self.clock.monotonic())
+
+    async def settled(self) -> None:
+        return None
 
     @property
     def types(self) -> list[object]:

@@ -64,12 +64,31 @@ def serve(target: str, host: str, port: int, log_level: str) -> None:
 
 
 @main.command()
-@click.option("--users", default=5, show_default=True, type=click.IntRange(1, 200))
-def demo(users: int) -> None:
-    """Run the emulator, serve examples/hello.py and drive simulated users through it."""
+@click.option("--users", default=300, show_default=True, type=click.IntRange(1, 5000))
+@click.option("--seconds", default=20.0, show_default=True, type=click.FloatRange(0, 600))
+@click.option("--faults", default="flaky", show_default=True, help="Fault profile: none, flaky.")
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option("--baseline", is_flag=True, help="Also run the naive handler and compare.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
+def demo(
+    users: int, seconds: float, faults: str, seed: int, baseline: bool, json_path: Path | None
+) -> None:
+    """Emulator + the applications bot + a crowd; prints what Discord users saw."""
+    from steadybot.demo import DemoOptions
     from steadybot.demo import main as run
+    from steadybot.emulator import PROFILES
 
-    raise SystemExit(run(users))
+    if faults not in PROFILES:
+        raise click.BadParameter(f"unknown profile {faults!r}; known: {', '.join(PROFILES)}")
+    options = DemoOptions(
+        users=users,
+        seconds=seconds,
+        faults=faults,
+        seed=seed,
+        baseline=baseline,
+        json_path=json_path,
+    )
+    raise SystemExit(run(options))
 
 
 @main.command()

@@ -13,9 +13,16 @@ import asyncio
 import heapq
 import itertools
 import time
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "ManualClock", "SystemClock"]
+__all__ = ["Clock", "ManualClock", "SystemClock", "Timer"]
+
+
+class Timer(Protocol):
+    """A scheduled callback that can be cancelled."""
+
+    def cancel(self) -> None: ...
 
 
 @runtime_checkable
@@ -34,6 +41,13 @@ class Clock(Protocol):
         """Wait ``seconds`` on this clock."""
         ...
 
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> Timer:
+        """Run ``callback`` in ``seconds`` on this clock, unless cancelled first.
+
+        Cheaper than a task that sleeps: the hot path arms one timer per request.
+        """
+        ...
+
 
 class SystemClock:
     """The real clock."""
@@ -47,14 +61,28 @@ class SystemClock:
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
 
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> Timer:
+        return asyncio.get_running_loop().call_later(max(0.0, seconds), callback)
+
+
+class _ManualTimer:
+    __slots__ = ("callback", "cancelled")
+
+    def __init__(self, callback: Callable[[], None]) -> None:
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
 
 class ManualClock:
     """A clock that moves only when told to, for deterministic tests.
 
-    ``sleep`` parks the caller until :meth:`advance` moves time past its wake-up
-    point. ``advance`` wakes sleepers in wake-up order and lets the event loop run
-    between wake-ups, so a timer set by a woken task inside the advanced span also
-    fires, in order.
+    ``sleep`` parks the caller (and ``call_later`` parks a callback) until
+    :meth:`advance` moves time past its wake-up point. ``advance`` fires timers in
+    wake-up order and lets the event loop run between them, so a timer set by a woken
+    task inside the advanced span also fires, in order.
     """
 
     # How many loop iterations to give woken tasks after each wake-up; enough for a
@@ -64,7 +92,7 @@ class ManualClock:
     def __init__(self, start: float = 1_000.0, wall_offset: float = 1_700_000_000.0) -> None:
         self._now = start
         self._wall_offset = wall_offset
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._timers: list[tuple[float, int, _ManualTimer]] = []
         self._sequence = itertools.count()
 
     def monotonic(self) -> float:
@@ -73,18 +101,31 @@ class ManualClock:
     def time(self) -> float:
         return self._wall_offset + self._now
 
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> Timer:
+        timer = _ManualTimer(callback)
+        heapq.heappush(self._timers, (self._now + max(0.0, seconds), next(self._sequence), timer))
+        return timer
+
     async def sleep(self, seconds: float) -> None:
         if seconds <= 0:
             await asyncio.sleep(0)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self._now + seconds, next(self._sequence), future))
-        await future
+
+        def wake() -> None:
+            if not future.done():
+                future.set_result(None)
+
+        timer = self.call_later(seconds, wake)
+        try:
+            await future
+        finally:
+            timer.cancel()
 
     @property
     def pending_sleepers(self) -> int:
-        """How many sleeps are waiting for time to move."""
-        return sum(1 for _, _, future in self._sleepers if not future.done())
+        """How many sleeps and timers are waiting for time to move."""
+        return sum(1 for _, _, timer in self._timers if not timer.cancelled)
 
     async def settle(self) -> None:
         """Let ready tasks run without moving time."""
@@ -92,14 +133,16 @@ class ManualClock:
             await asyncio.sleep(0)
 
     async def advance(self, seconds: float) -> None:
-        """Move time forward by ``seconds``, waking every sleeper due on the way."""
+        """Move time forward by ``seconds``, firing every timer due on the way."""
         target = self._now + seconds
         await self.settle()
-        while self._sleepers and self._sleepers[0][0] <= target:
-            wake_at, _, future = heapq.heappop(self._sleepers)
+        while self._timers and self._timers[0][0] <= target:
+            wake_at, _, timer = heapq.heappop(self._timers)
+            if timer.cancelled:
+                continue
             self._now = max(self._now, wake_at)
-            if not future.done():
-                future.set_result(None)
+            timer.cancelled = True  # fired: no longer pending
+            timer.callback()
             await self.settle()
         self._now = target
         await self.settle()

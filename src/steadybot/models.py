@@ -58,6 +58,7 @@ class Channel(msgspec.Struct, kw_only=True, omit_defaults=True):
     guild_id: str | None = None
     parent_id: str | None = None
     permissions: str | None = None
+    permission_overwrites: list[dict[str, object]] = msgspec.field(default_factory=list)
 
 
 class Attachment(msgspec.Struct, kw_only=True, omit_defaults=True):

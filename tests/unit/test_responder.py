@@ -333,10 +333,16 @@ class GatedSink:
     def __init__(self) -> None:
         self.bodies: list[dict[str, object]] = []
         self.gate = asyncio.Event()
+        self.accepted = False
 
     async def send(self, body: dict[str, object]) -> None:
         self.bodies.append(body)
+        self.accepted = True
         await self.gate.wait()
+
+    async def settled(self) -> None:
+        if self.accepted:
+            await self.gate.wait()
 
 
 @pytest.mark.parametrize("first", ["defer", "respond", "update", "progress"])

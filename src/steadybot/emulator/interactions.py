@@ -71,6 +71,7 @@ class EmulatedInteraction:
     delivery_error: str | None = None
     failed: bool = False
     original_flags: int = 0
+    expired_calls: int = 0  # token-bound calls refused because 15 minutes had passed
 
     @property
     def ack_latency(self) -> float | None:
@@ -273,6 +274,7 @@ class InteractionLedger:
             raise unknown(ErrorCode.UNKNOWN_WEBHOOK)
         if self._clock.monotonic() - interaction.created_at > INTERACTION_TOKEN_LIFETIME:
             self.counters["expired_token_calls"] += 1
+            interaction.expired_calls += 1
             raise EmulatedError(401, ErrorCode.INVALID_WEBHOOK_TOKEN, "Invalid Webhook Token")
         return interaction
 
@@ -290,6 +292,14 @@ class InteractionLedger:
         interaction.followup_ids.append(message["id"])
         self.counters["followups"] += 1
         return message
+
+    def webhook_message_or_none(
+        self, interaction: EmulatedInteraction, message_id: str
+    ) -> JSON | None:
+        try:
+            return self.webhook_message(interaction, message_id)
+        except EmulatedError:
+            return None
 
     def webhook_message(self, interaction: EmulatedInteraction, message_id: str) -> JSON:
         """The message @original or an id names, if this token may touch it."""

@@ -18,6 +18,7 @@ Lifespan events start and close the bot (graceful shutdown).
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
@@ -157,6 +158,13 @@ class InteractionsApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                # Everything loaded so far (modules, handlers, settings) lives as long as
+                # the process: take it out of the collector's view, so full collections
+                # stop walking it on every pass (they showed up as p99 latency spikes).
+                gc.freeze()
+                young = self._bot.settings.gc_young_threshold
+                if young:
+                    gc.set_threshold(young, *gc.get_threshold()[1:])
                 try:
                     await self._bot.start()
                 except Exception as exc:

@@ -13,6 +13,7 @@ was deferred, so a handler that becomes fast again stops being deferred early.
 
 from __future__ import annotations
 
+import bisect
 import enum
 import math
 from collections import deque
@@ -49,18 +50,26 @@ class LatencyTracker:
         if not 0 < percentile <= 1:
             raise ValueError(f"percentile must be in (0, 1], got {percentile}")
         self._samples: deque[float] = deque(maxlen=window)
+        self._ordered: list[float] = []  # the same samples, kept sorted: no sort per request
         self._min_samples = min_samples
         self._percentile = percentile
+        self._slow_budget: float | None = None  # cached verdict: on the hot path
+        self._slow = False
 
     def record(self, seconds: float) -> None:
         """Add one observed latency."""
-        self._samples.append(max(0.0, seconds))
+        value = max(0.0, seconds)
+        if len(self._samples) == self._samples.maxlen:
+            del self._ordered[bisect.bisect_left(self._ordered, self._samples[0])]
+        self._samples.append(value)
+        bisect.insort(self._ordered, value)
+        self._slow_budget = None
 
     def percentile(self, fraction: float) -> float | None:
         """The nearest-rank percentile of the window, or None when it is empty."""
         if not self._samples:
             return None
-        ordered = sorted(self._samples)
+        ordered = self._ordered
         rank = max(1, math.ceil(fraction * len(ordered)))
         return ordered[rank - 1]
 
@@ -68,8 +77,11 @@ class LatencyTracker:
         """Whether recent latency says this handler will not answer within ``budget``."""
         if len(self._samples) < self._min_samples:
             return False
-        value = self.percentile(self._percentile)
-        return value is not None and value > budget
+        if self._slow_budget != budget:
+            value = self.percentile(self._percentile)
+            self._slow = value is not None and value > budget
+            self._slow_budget = budget
+        return self._slow
 
     def statistics(self, budget: float) -> LatencyStatistics:
         """A frozen snapshot for metrics and health."""

@@ -399,6 +399,11 @@ class Responder:
 
     async def finish(self) -> None:
         """After the handler: acknowledge what it left unanswered, stop progress."""
+        if self._state not in (S.PENDING, S.DEFERRED_MESSAGE):
+            # Answered (or past saving): nothing is owed, and no state can lead back to
+            # one that owes; skip the lock on the hot path.
+            self._close_progress()
+            return
         async with self._locked():
             self._close_progress()
             state = self._state
@@ -566,6 +571,11 @@ class Responder:
             log.warning("initial response rejected: %s", exc)
             self._miss()
             return
+        except asyncio.CancelledError:
+            # Cancelled while the accepted reply was being written: it did go out.
+            if self._sink.accepted:
+                self._move(target)
+            raise
         self._move(target)
 
     async def _token_call(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -573,6 +583,7 @@ class Responder:
         if self._clock.monotonic() >= self.token_deadline:
             self._expire("the 15-minute token lifetime is over")
             raise _TokenDead
+        await self._sink.settled()  # never overtake the reply that creates the original
         try:
             return await call()
         except DiscordHTTPError as exc:

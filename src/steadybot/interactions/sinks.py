@@ -13,7 +13,7 @@ gone).
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+from typing import Protocol
 
 from steadybot.clock import Clock
 from steadybot.errors import DiscordHTTPError, SteadybotError
@@ -29,60 +29,78 @@ class InitialResponseRejected(SteadybotError):
 
 
 class InitialResponseSink(Protocol):
-    """Delivers exactly one initial response (the responder guarantees "exactly")."""
+    """Delivers exactly one initial response (the responder guarantees "exactly").
+
+    ``accepted`` turns true once the response is certain to go out, even if ``send``
+    is still waiting (for the HTTP reply to be written): a handler cancelled in that
+    wait must not believe nothing was sent.
+    """
+
+    accepted: bool
 
     async def send(self, body: JSONBody) -> None:
         """Deliver ``body`` or raise :class:`InitialResponseRejected`."""
         ...
 
+    async def settled(self) -> None:
+        """Return once the initial response has reached Discord (or can no longer)."""
+        ...
+
 
 class HttpReplySink:
-    """Hands the initial response to the HTTP request that carried the interaction."""
+    """Hands the initial response to the HTTP request that carried the interaction.
+
+    On the hot path (one per request), so it uses plain futures and clock timers rather
+    than extra tasks: arming and cancelling a timer costs far less than a task.
+    """
 
     def __init__(self, clock: Clock, *, flush_timeout: float) -> None:
         self._clock = clock
         self._flush_timeout = flush_timeout
         loop = asyncio.get_running_loop()
-        self._reply: asyncio.Future[JSONBody] = loop.create_future()
-        self._flushed = asyncio.Event()
+        self._reply: asyncio.Future[JSONBody | None] = loop.create_future()
+        self._flushed: asyncio.Future[None] = loop.create_future()
         self._closed = False
+        self.accepted = False  # the reply body was handed over (it will be written)
 
     async def send(self, body: JSONBody) -> None:
         if self._closed or self._reply.done():
             raise InitialResponseRejected("the HTTP request is no longer waiting for a reply")
         self._reply.set_result(body)
-        await self._wait_flushed()
+        self.accepted = True
 
-    async def _wait_flushed(self) -> None:
-        flushed = asyncio.ensure_future(self._flushed.wait())
-        timer = asyncio.ensure_future(self._clock.sleep(self._flush_timeout))
+    async def settled(self) -> None:
+        # Waited for only before a REST call that must not overtake the reply (PATCH
+        # @original after a defer); an instant answer never waits here.
+        if not self.accepted or self._flushed.done():
+            return  # nothing handed over yet, or already written
+        timer = self._clock.call_later(self._flush_timeout, self.mark_flushed)
         try:
-            await asyncio.wait({flushed, timer}, return_when=asyncio.FIRST_COMPLETED)
+            await self._flushed
         finally:
-            flushed.cancel()
             timer.cancel()
 
     async def wait_reply(self, deadline: float) -> JSONBody | None:
         """The body to reply with, or None when ``deadline`` (monotonic) passed first."""
-        timer = asyncio.ensure_future(self._clock.sleep(deadline - self._clock.monotonic()))
-        waiting: set[asyncio.Future[Any]] = {self._reply, timer}
-        try:
-            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            timer.cancel()
-        if self._reply.done():
-            return self._reply.result()
-        self.close()
-        return None
+        if not self._reply.done():
+            timer = self._clock.call_later(deadline - self._clock.monotonic(), self.close)
+            try:
+                await self._reply
+            finally:
+                timer.cancel()
+        return self._reply.result()
 
     def mark_flushed(self) -> None:
         """Called by the front door once the reply has been written."""
-        self._flushed.set()
+        if not self._flushed.done():
+            self._flushed.set_result(None)
 
     def close(self) -> None:
         """The request stopped waiting; a later send is rejected, not lost silently."""
         self._closed = True
-        self._flushed.set()
+        if not self._reply.done():
+            self._reply.set_result(None)
+        self.mark_flushed()
 
 
 class CallbackSink:
@@ -93,6 +111,7 @@ class CallbackSink:
         self._interaction_id = interaction_id
         self._token = token
         self._deadline = deadline
+        self.accepted = False
 
     async def send(self, body: JSONBody) -> None:
         try:
@@ -101,3 +120,7 @@ class CallbackSink:
             )
         except DiscordHTTPError as exc:
             raise InitialResponseRejected(str(exc)) from exc
+        self.accepted = True
+
+    async def settled(self) -> None:
+        return None  # the callback POST has returned: Discord has it

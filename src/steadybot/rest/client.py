@@ -285,12 +285,7 @@ class RestClient:
         deadline: float | None = None,
     ) -> T:
         body = await self.request(route, json=json, query=query, deadline=deadline)
-        try:
-            return msgspec.json.decode(body, type=type_)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise DiscordHTTPError(
-                status=200, code=0, message=f"unexpected answer: {exc}", route=str(route.route)
-            ) from None
+        return _decode(route, body, type_)
 
     # --- interactions and webhooks (authenticated by the token in the path) -----------
 
@@ -378,9 +373,30 @@ class RestClient:
         route = routes.CHANNEL_DELETE_MESSAGE.compile(channel_id=channel_id, message_id=message_id)
         await self.request(route)
 
+    async def list_guild_channels(self, guild_id: str) -> list[Channel]:
+        route = routes.GUILD_LIST_CHANNELS.compile(guild_id=guild_id)
+        return await self._json(route, list[Channel])
+
+    async def create_guild_channel(
+        self, guild_id: str, body: JSONBody, *, reason: str | None = None
+    ) -> Channel:
+        """Create a channel; ``body`` as Discord takes it (name, type, parent_id, overwrites)."""
+        route = routes.GUILD_CREATE_CHANNEL.compile(guild_id=guild_id)
+        raw = await self.request(route, json=body, reason=reason)
+        return _decode(route, raw, Channel)
+
     async def create_dm(self, user_id: str) -> Channel:
         route = routes.USER_CREATE_DM.compile()
         return await self._json(route, Channel, json={"recipient_id": user_id})
+
+
+def _decode(route: CompiledRoute, body: bytes, type_: type[T]) -> T:
+    try:
+        return msgspec.json.decode(body, type=type_)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise DiscordHTTPError(
+            status=200, code=0, message=f"unexpected answer: {exc}", route=str(route.route)
+        ) from None
 
 
 def _acknowledged_before(route: CompiledRoute, error: DiscordHTTPError) -> bool:

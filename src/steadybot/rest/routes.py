@@ -20,6 +20,8 @@ __all__ = [
     "CHANNEL_EDIT_MESSAGE",
     "CHANNEL_GET_MESSAGE",
     "GET_CURRENT_USER",
+    "GUILD_CREATE_CHANNEL",
+    "GUILD_LIST_CHANNELS",
     "INTERACTION_CALLBACK",
     "USER_CREATE_DM",
     "WEBHOOK_CREATE_MESSAGE",
@@ -108,5 +110,7 @@ CHANNEL_CREATE_MESSAGE = Route("POST", "/channels/{channel_id}/messages")
 CHANNEL_GET_MESSAGE = Route("GET", "/channels/{channel_id}/messages/{message_id}")
 CHANNEL_EDIT_MESSAGE = Route("PATCH", "/channels/{channel_id}/messages/{message_id}")
 CHANNEL_DELETE_MESSAGE = Route("DELETE", "/channels/{channel_id}/messages/{message_id}")
+GUILD_LIST_CHANNELS = Route("GET", "/guilds/{guild_id}/channels")
+GUILD_CREATE_CHANNEL = Route("POST", "/guilds/{guild_id}/channels")
 USER_CREATE_DM = Route("POST", "/users/@me/channels")
 GET_CURRENT_USER = Route("GET", "/users/@me")

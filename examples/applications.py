@@ -1,0 +1,211 @@
+"""The applications story: an "Apply" button that opens a private channel per applicant.
+
+Serve it with ``steadybot serve examples.applications:bot``; ``steadybot demo`` runs it
+against the emulator with a crowd (the :data:`scenario` below) and, with
+``--baseline``, next to :data:`naive_bot`: the same work written the way it usually is
+(answer only after the work, no guard against double clicks).
+
+What one click does, in 2-4 s of real work through Discord's API:
+
+1. find or create the applicant's private channel under the "applications" category,
+   visible to the applicant and the staff role only;
+2. post a welcome message there;
+3. store the application;
+4. answer the applicant ephemerally with a link to the channel,
+
+reporting progress on the way. A second click while the first is still working gets
+"⏳ already processing" instead of a second channel; follow-ups go through steadybot's
+retries when Discord (or the emulator's ``flaky`` profile) fails; if the interaction
+token has died, the runtime still confirms by a message through the bot token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from steadybot import Bot, Interaction
+from steadybot.crowd import Check, CrowdUser
+from steadybot.emulator import Emulator
+from steadybot.models import User
+
+VIEW_CHANNEL = 1 << 10
+SEND_MESSAGES = 1 << 11
+READ_HISTORY = 1 << 16
+MEMBER_ACCESS = str(VIEW_CHANNEL | SEND_MESSAGES | READ_HISTORY)
+CATEGORY_NAME = "applications"
+STORE_SECONDS = (1.0, 2.0)  # stands for writing the application to a database
+CONFIRMATION = "✅ Application received"
+BUSY = "⏳ Your application is already being processed."
+
+bot = Bot()
+naive_bot = Bot()
+
+
+@dataclass(frozen=True)
+class Application:
+    user_id: str
+    channel_id: str
+
+
+class ApplicationDesk:
+    """The bot's state: stored applications, applicant channels, the category."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+        self.applications: dict[str, Application] = {}
+        self.channels: dict[str, str] = {}  # applicant id → channel id
+        self.in_flight: set[str] = set()
+        self._category_id: str | None = None
+        self._category_lock = asyncio.Lock()
+        self._rng = random.Random(7)
+
+    async def category(self, guild_id: str) -> str:
+        async with self._category_lock:
+            if self._category_id is None:
+                existing = await self.bot.rest.list_guild_channels(guild_id)
+                found = next((c for c in existing if c.name == CATEGORY_NAME and c.type == 4), None)
+                if found is None:
+                    found = await self.bot.rest.create_guild_channel(
+                        guild_id, {"name": CATEGORY_NAME, "type": 4}
+                    )
+                self._category_id = found.id
+            return self._category_id
+
+    async def channel_for(self, guild_id: str, applicant: User, staff_role_id: str) -> str:
+        """The applicant's private channel, created on the first application only."""
+        known = self.channels.get(applicant.id)
+        if known is not None:
+            return known
+        overwrites = [
+            {"id": guild_id, "type": 0, "allow": "0", "deny": str(VIEW_CHANNEL)},
+            {"id": applicant.id, "type": 1, "allow": MEMBER_ACCESS, "deny": "0"},
+        ]
+        if staff_role_id:
+            overwrites.append({"id": staff_role_id, "type": 0, "allow": MEMBER_ACCESS, "deny": "0"})
+        channel = await self.bot.rest.create_guild_channel(
+            guild_id,
+            {
+                "name": f"application-{applicant.id}",
+                "type": 0,
+                "parent_id": await self.category(guild_id),
+                "permission_overwrites": overwrites,
+            },
+            reason=f"application by {applicant.id}",
+        )
+        self.channels[applicant.id] = channel.id
+        return channel.id
+
+    async def store(self, application: Application) -> None:
+        await self.bot.clock.sleep(self._rng.uniform(*STORE_SECONDS))
+        self.applications[application.user_id] = application
+
+
+desk = ApplicationDesk(bot)
+naive_desk = ApplicationDesk(naive_bot)
+staff_role = {"id": ""}  # set by the deployment (here: the scenario's setup)
+
+
+@bot.component("apply", ephemeral=True)
+async def apply(interaction: Interaction) -> None:
+    applicant, guild_id = interaction.user, interaction.guild_id
+    if applicant is None or guild_id is None:
+        await interaction.respond("Applications are taken in the server only.", ephemeral=True)
+        return
+    if applicant.id in desk.in_flight:  # a double click: never a second channel
+        await interaction.respond(BUSY, ephemeral=True)
+        return
+    desk.in_flight.add(applicant.id)
+    try:
+        progress = interaction.progress()
+        await progress.update("⏳ Preparing your private channel…")
+        channel_id = await desk.channel_for(guild_id, applicant, staff_role["id"])
+        await progress.update("⏳ Posting your welcome message…")
+        await bot.rest.create_message(
+            channel_id, {"content": f"Welcome <@{applicant.id}>! Staff will be with you shortly."}
+        )
+        await progress.update("⏳ Saving your application…")
+        await desk.store(Application(applicant.id, channel_id))
+        await interaction.respond(f"{CONFIRMATION}: <#{channel_id}>", ephemeral=True)
+    finally:
+        desk.in_flight.discard(applicant.id)
+
+
+@naive_bot.component("apply", defer="never")
+async def naive_apply(interaction: Interaction) -> None:
+    """The usual first version: do everything, then answer; no double-click guard."""
+    applicant, guild_id = interaction.user, interaction.guild_id
+    if applicant is None or guild_id is None:
+        return
+    naive_desk.channels.pop(applicant.id, None)  # looks the channel up by nothing: creates
+    channel_id = await naive_desk.channel_for(guild_id, applicant, staff_role["id"])
+    await naive_bot.rest.create_message(channel_id, {"content": f"Welcome <@{applicant.id}>!"})
+    await naive_desk.store(Application(applicant.id, channel_id))
+    await interaction.respond(f"{CONFIRMATION}: <#{channel_id}>", ephemeral=True)
+
+
+class ApplicationsScenario:
+    """Members click "Apply" once or twice; checks: one channel each, all confirmed."""
+
+    name = "applications"
+    double_click_share = 0.25
+
+    def __init__(self) -> None:
+        self.message_id = ""
+
+    async def setup(self, emulator: Emulator) -> None:
+        staff_role["id"] = emulator.world.staff_role_id
+        button = {"type": 2, "style": 1, "label": "Apply", "custom_id": "apply"}
+        message = emulator.world.create_message(
+            emulator.channel_ids[0],
+            {
+                "content": "Want to join the team?",
+                "components": [{"type": 1, "components": [button]}],
+            },
+            author=emulator.world.bot_user,
+        )
+        self.message_id = message["id"]
+
+    async def user(self, user: CrowdUser) -> None:
+        await user.think(0.1, 1.0)
+        if user.rng.random() < self.double_click_share:
+            await user.double_click("apply", self.message_id, gap=user.rng.uniform(0.05, 0.6))
+        else:
+            await user.click("apply", self.message_id)
+
+    def checks(self, emulator: Emulator, users: Sequence[CrowdUser]) -> dict[str, Check]:
+        applicants = {u.id for u in users if u.interactions}
+        names = [c.get("name") for c in emulator.world.channels.values()]
+        counts = {a: names.count(f"application-{a}") for a in applicants}
+        duplicated = sorted(a for a, n in counts.items() if n > 1)
+        missing = sorted(a for a, n in counts.items() if n == 0)
+        unconfirmed = sorted(a for a in applicants if not _confirmed(emulator, a))
+        return {
+            "one channel per applicant": Check(
+                not duplicated and not missing,
+                f"{len(applicants)} applicants, {len(duplicated)} with duplicate channels, "
+                f"{len(missing)} without a channel",
+            ),
+            "every applicant confirmed": Check(
+                not unconfirmed, f"{len(applicants) - len(unconfirmed)}/{len(applicants)} confirmed"
+            ),
+        }
+
+
+def _confirmed(emulator: Emulator, user_id: str) -> bool:
+    """An ephemeral confirmation, or the runtime's fallback in the channel or a DM."""
+    if any(CONFIRMATION in m.get("content", "") for m in emulator.ephemeral_messages(user_id)):
+        return True
+    dm = emulator.world.dm_channels.get(user_id)
+    if dm is not None and any(CONFIRMATION in m["content"] for m in emulator.messages(dm)):
+        return True
+    return any(
+        CONFIRMATION in m["content"] and f"<@{user_id}>" in m["content"]
+        for place in emulator.channel_ids
+        for m in emulator.messages(place)
+    )
+
+
+scenario = ApplicationsScenario()

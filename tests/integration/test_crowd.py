@@ -1,0 +1,108 @@
+"""The crowd drives a served bot through the emulator and reports what users saw."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+from support import settings
+
+from steadybot import Bot, Interaction
+from steadybot.crowd import Check, CrowdUser, run_crowd
+from steadybot.emulator import Emulator
+from steadybot.serving import serve_in_process
+
+
+class PingScenario:
+    name = "ping"
+
+    async def setup(self, emulator: Emulator) -> None:
+        return None
+
+    async def user(self, user: CrowdUser) -> None:
+        await user.command("ping")
+        await user.think(0.0, 0.05)
+        await user.command("slowish")
+
+    def checks(self, emulator: Emulator, users: Sequence[CrowdUser]) -> dict[str, Check]:
+        answered = sum(len(u.interactions) for u in users)
+        return {"two interactions per user": Check(answered == 2 * len(users), str(answered))}
+
+
+@pytest.fixture
+async def emulator_and_bot() -> AsyncIterator[tuple[Emulator, Bot]]:
+    async with Emulator(members=20) as emulator:
+        bot = Bot(
+            settings(
+                application_id=emulator.application_id,
+                public_key=emulator.public_key,
+                token=emulator.bot_token,
+                api_base=emulator.api_base,
+                defer_after=0.2,
+            )
+        )
+        served = await serve_in_process(bot.asgi())
+        emulator.set_interactions_endpoint(served.url)
+        try:
+            yield emulator, bot
+        finally:
+            await served.stop()
+
+
+async def test_crowd_report_counts_what_the_emulator_saw(
+    emulator_and_bot: tuple[Emulator, Bot],
+) -> None:
+    emulator, bot = emulator_and_bot
+
+    @bot.command("ping")
+    async def ping(interaction: Interaction) -> None:
+        await interaction.respond("pong")
+
+    @bot.command("slowish")
+    async def slowish(interaction: Interaction) -> None:
+        await asyncio.sleep(0.4)  # past defer_after: deferred, then the original is edited
+        await interaction.respond("done")
+
+    report = await run_crowd(emulator, PingScenario(), users=8, seconds=0.3, seed=3)
+    assert report.interactions == 16
+    assert report.acknowledged_in_time == 16
+    assert (report.failed, report.double_acknowledged) == (0, 0)
+    assert report.followups.sent == 8
+    assert report.followups.delivered == 8
+    assert report.ack_ms.p50 > 0
+    assert report.ack_ms.max >= report.ack_ms.p99 >= report.ack_ms.p50
+    assert report.checks["two interactions per user"].ok
+    assert report.ok
+    data = report.to_json()
+    assert set(data) >= {
+        "interactions",
+        "acknowledged_in_time",
+        "failed",
+        "double_acknowledged",
+        "ack_ms",
+        "followups",
+        "rate_limited",
+        "faults_injected",
+        "checks",
+    }
+    assert data["checks"]["two interactions per user"] == {"ok": True, "detail": "16"}
+
+
+async def test_a_bot_that_answers_too_late_shows_up_as_failed(
+    emulator_and_bot: tuple[Emulator, Bot],
+) -> None:
+    emulator, bot = emulator_and_bot
+
+    @bot.command("ping", defer="never")
+    async def late(interaction: Interaction) -> None:
+        await asyncio.sleep(3.2)
+        await interaction.respond("too late")
+
+    @bot.command("slowish")
+    async def slowish(interaction: Interaction) -> None:
+        await interaction.respond("fine")
+
+    report = await run_crowd(emulator, PingScenario(), users=2, seconds=0.0, seed=1)
+    assert report.failed == 2
+    assert not report.ok
