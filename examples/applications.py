@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from steadybot import Bot, Interaction
+from steadybot.config import Settings
 from steadybot.crowd import Check, CrowdUser
 from steadybot.emulator import Emulator
 from steadybot.models import User
@@ -36,12 +37,13 @@ SEND_MESSAGES = 1 << 11
 READ_HISTORY = 1 << 16
 MEMBER_ACCESS = str(VIEW_CHANNEL | SEND_MESSAGES | READ_HISTORY)
 CATEGORY_NAME = "applications"
-STORE_SECONDS = (1.0, 2.0)  # stands for writing the application to a database
+STORE_SECONDS = (2.0, 3.5)  # stands for writing the application to a database
 CONFIRMATION = "✅ Application received"
 BUSY = "⏳ Your application is already being processed."
 
 bot = Bot()
-naive_bot = Bot()
+# The usual first version also calls the API without retries.
+naive_bot = Bot(Settings(rest_max_attempts=1))
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -47,3 +49,20 @@ def test_percentile_is_an_observed_value(values: list[float]) -> None:
         tracker.record(value)
     p95 = tracker.percentile(0.95)
     assert p95 in values[-50:]
+
+
+@given(
+    samples=st.lists(st.floats(min_value=-1, max_value=10, allow_nan=False), max_size=60),
+    fraction=st.floats(min_value=0.01, max_value=1.0),
+)
+def test_percentile_matches_a_sort_of_the_window(samples: list[float], fraction: float) -> None:
+    tracker = LatencyTracker(window=7, min_samples=1, percentile=0.95)
+    for value in samples:
+        tracker.record(value)
+    window = sorted(max(0.0, v) for v in samples[-7:])
+    if not window:
+        assert tracker.percentile(fraction) is None
+        return
+    rank = max(1, math.ceil(fraction * len(window)))
+    assert tracker.percentile(fraction) == window[rank - 1]
+    assert tracker.predicts_slow(1.0) == (window[max(1, math.ceil(0.95 * len(window))) - 1] > 1.0)

@@ -54,8 +54,13 @@ class LatencySummary:
 
 @dataclass(frozen=True)
 class Followups:
-    """Answers owed after a defer: ``sent`` owed, ``delivered`` landed in the token's
-    life, ``expired`` the token died first, ``failed`` neither."""
+    """Answers owed after a defer (initial response type 5 or 6).
+
+    ``sent``: deferred interactions; ``delivered``: the answer landed (type 5: the
+    "thinking…" message was replaced; type 6: a follow-up was posted or the message
+    edited); ``expired``: the token died first; ``failed``: neither. A deliberately
+    silent type 6 acknowledgement therefore counts as failed: stories should answer.
+    """
 
     sent: int
     delivered: int
@@ -122,16 +127,22 @@ class CrowdReport:
         )
 
 
+def _answered(emulator: Emulator, interaction: EmulatedInteraction) -> bool:
+    if interaction.followup_ids:
+        return True
+    message = emulator.ledger.webhook_message_or_none(interaction, "@original")
+    if message is None:
+        return False
+    if interaction.ack_type == 5:
+        return not message["flags"] & LOADING_FLAG
+    return message.get("edited_timestamp") is not None
+
+
 def _followups(emulator: Emulator, interactions: Sequence[EmulatedInteraction]) -> Followups:
-    owed = [i for i in interactions if i.ack_type == 5]
+    owed = [i for i in interactions if i.ack_type in (5, 6)]
     delivered = expired = 0
     for interaction in owed:
-        message = (
-            emulator.ledger.webhook_message_or_none(interaction, "@original")
-            if interaction.original_message_id
-            else None
-        )
-        if message is not None and not message["flags"] & LOADING_FLAG:
+        if _answered(emulator, interaction):
             delivered += 1
         elif interaction.expired_calls:
             expired += 1

@@ -135,8 +135,15 @@ async def run_crowd(
     seed: int = 0,
     console: Console | None = None,
     settle_timeout: float = SETTLE_TIMEOUT,
+    bot_idle: Callable[[], bool] | None = None,
 ) -> CrowdReport:
-    """Play ``scenario`` with ``users`` users arriving over ``seconds``; report."""
+    """Play ``scenario`` with ``users`` users arriving over ``seconds``; report.
+
+    After the last user, the crowd waits (up to ``settle_timeout``) until no deferred
+    answer is still showing "thinking…" and, when ``bot_idle`` is given (e.g.
+    ``lambda: bot.in_flight == 0``), until the bot has finished its work, so the
+    checks judge final states.
+    """
     if users < 1 or seconds < 0:
         raise ValueError("users must be >= 1 and seconds >= 0")
     rng = random.Random(seed)
@@ -176,7 +183,9 @@ async def run_crowd(
         errors = [r for r in results if isinstance(r, BaseException)]
         deadline = time.monotonic() + settle_timeout
         # Polling on purpose: answers land inside the emulator, which has no event to await.
-        while time.monotonic() < deadline and any(_owed(emulator, i) for i in sent):  # noqa: ASYNC110
+        while time.monotonic() < deadline and (  # noqa: ASYNC110
+            any(_owed(emulator, i) for i in sent) or (bot_idle is not None and not bot_idle())
+        ):
             await asyncio.sleep(SETTLE_POLL)
     elapsed = time.monotonic() - began
     checks = scenario.checks(emulator, crowd)

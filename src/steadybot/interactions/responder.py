@@ -655,6 +655,7 @@ class Responder:
             if self.state is not S.DEFERRED_MESSAGE:  # the property: re-read after the await
                 return
             self._counters.add("deferred_explicitly")
+            await self._sink.settled()  # the edit must not overtake the reply it edits
         body: dict[str, object] = {"content": text}
         if self.state is S.DEFERRED_MESSAGE:
             await self._rest.edit_webhook_message(app_id, token, body, deadline=self.token_deadline)

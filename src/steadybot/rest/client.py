@@ -212,7 +212,7 @@ class RestClient:
                 ambiguous = ambiguous or failure.status in _RETRYABLE_STATUSES
             if wait is None or not self._retry.can_retry(attempt) or not self._fits(wait, deadline):
                 raise failure
-            log.warning("%s: %s; retry %d in %.2fs", route.route, failure, attempt + 1, wait)
+            log.warning("%s; retry %d in %.2fs", failure, attempt + 1, wait)
             self._counters.retries += 1
             attempt += 1
             await self._clock.sleep(wait)
