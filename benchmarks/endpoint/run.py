@@ -11,7 +11,7 @@ per wrk run and writes it into a Lua script, so wrk does no cryptography.
 With two or more CPUs the servers are pinned to CPU 0 and wrk to the others, so the
 load generator does not steal the server's core.
 
-Usage: ``.venv/bin/python benchmarks/endpoint/run.py [--duration 10] [--rounds 3]`` (or
+Usage: ``.venv/bin/python benchmarks/endpoint/run.py [--duration 8] [--rounds 5]`` (or
 ``make bench``). Exits 1 when any request got a non-2xx answer; the ratio is reported,
 not enforced.
 """
@@ -379,8 +379,8 @@ def machine(wrk: str) -> dict[str, object]:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
-    parser.add_argument("--rounds", type=int, default=3, help="measured runs per app")
+    parser.add_argument("--duration", type=int, default=8, help="seconds per measured run")
+    parser.add_argument("--rounds", type=int, default=5, help="measured runs per app")
     parser.add_argument("--warmup", type=int, default=3, help="warm-up seconds per app")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")

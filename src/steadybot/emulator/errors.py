@@ -11,7 +11,19 @@ from typing import Any
 
 from steadybot.constants import ErrorCode
 
-__all__ = ["EmulatedError", "invalid_form", "unknown"]
+__all__ = [
+    "CANNOT_EXECUTE_ON_DM",
+    "UNKNOWN_APPLICATION",
+    "UNKNOWN_APPLICATION_COMMAND",
+    "EmulatedError",
+    "invalid_form",
+    "unknown",
+]
+
+# Codes the emulator answers that ErrorCode (the runtime's list) does not name.
+UNKNOWN_APPLICATION = 10002
+UNKNOWN_APPLICATION_COMMAND = 10063
+CANNOT_EXECUTE_ON_DM = 50003
 
 
 class EmulatedError(Exception):
@@ -33,17 +45,19 @@ class EmulatedError(Exception):
         return body
 
 
-_UNKNOWN_MESSAGES = {
+_UNKNOWN_MESSAGES: dict[int, str] = {
+    UNKNOWN_APPLICATION: "Unknown Application",
     ErrorCode.UNKNOWN_CHANNEL: "Unknown Channel",
     ErrorCode.UNKNOWN_GUILD: "Unknown Guild",
     ErrorCode.UNKNOWN_MEMBER: "Unknown Member",
     ErrorCode.UNKNOWN_MESSAGE: "Unknown Message",
     ErrorCode.UNKNOWN_WEBHOOK: "Unknown Webhook",
     ErrorCode.UNKNOWN_INTERACTION: "Unknown interaction",
+    UNKNOWN_APPLICATION_COMMAND: "Unknown application command",
 }
 
 
-def unknown(code: ErrorCode) -> EmulatedError:
+def unknown(code: int) -> EmulatedError:
     """A 404 for an unknown resource."""
     return EmulatedError(404, code, _UNKNOWN_MESSAGES[code])
 
@@ -51,12 +65,13 @@ def unknown(code: ErrorCode) -> EmulatedError:
 def invalid_form(field_errors: dict[str, tuple[str, str]]) -> EmulatedError:
     """50035 with errors nested as Discord does: ``errors.<field>._errors[]``.
 
-    ``field_errors`` maps a dotted field path to (error code, message).
+    ``field_errors`` maps a dotted field path to (error code, message); list items are
+    numbered (``options.3.name``), and the empty path is the body itself (``errors._errors``).
     """
     errors: dict[str, Any] = {}
     for path, (code, message) in field_errors.items():
         node = errors
-        for part in path.split("."):
+        for part in filter(None, path.split(".")):
             node = node.setdefault(part, {})
         node.setdefault("_errors", []).append({"code": code, "message": message})
     return EmulatedError(400, ErrorCode.INVALID_FORM_BODY, "Invalid Form Body", errors)

@@ -5,6 +5,12 @@ Each handler reads or writes the :class:`~steadybot.emulator.world.World` and th
 :class:`EmulatedError` and turned into Discord's JSON by one middleware, which also
 answers unknown routes, wrong methods and bodies that are not JSON the way Discord
 does, and never lets a stack trace reach the client.
+
+This module holds the plumbing and the channel-message, interaction and webhook routes;
+the other route groups each have a module: ``application.py`` (current user, DMs, the
+application, gateway discovery), ``guilds.py`` and ``commands.py``. Request and response
+bodies follow Discord's OpenAPI description, which
+``tests/integration/test_emulator_spec.py`` checks route by route.
 """
 
 from __future__ import annotations
@@ -14,17 +20,20 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
 from steadybot.clock import Clock
 from steadybot.constants import ErrorCode
-from steadybot.emulator.errors import EmulatedError, invalid_form, unknown
+from steadybot.emulator._http import Handler, json_response, no_content, read_json
+from steadybot.emulator.application import ApplicationRoutes
+from steadybot.emulator.commands import CommandRoutes
+from steadybot.emulator.errors import CANNOT_EXECUTE_ON_DM, EmulatedError, invalid_form, unknown
 from steadybot.emulator.faults import Fault, FaultInjector, FaultRule
+from steadybot.emulator.guilds import GuildRoutes
 from steadybot.emulator.interactions import EmulatedInteraction, InteractionLedger
 from steadybot.emulator.ratelimits import Decision, RateLimiter
-from steadybot.emulator.validation import check_message
-from steadybot.emulator.world import World
+from steadybot.emulator.validation import check_bulk_delete, check_message
+from steadybot.emulator.world import CHANNEL_DM, World, snowflake_time
 
 __all__ = ["API_PREFIX", "EmulatorApi"]
 
@@ -33,16 +42,11 @@ API_PREFIX = "/api/v10"
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
 MESSAGE_LIST_DEFAULT = 50
 MESSAGE_LIST_MAX = 100
+BULK_DELETE_MAX_AGE = 14 * 86_400  # seconds: older messages must be deleted one by one
 JSON = dict[str, Any]
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 FAULT_RETRY_AFTER = 0.5  # seconds a fault-injected 429 asks the client to wait
 _MAJOR_PARAMETERS = ("channel_id", "guild_id", "application_id", "interaction_id")
-
-
-def _json(body: object, status: int = 200) -> web.Response:
-    return web.Response(
-        body=msgspec.json.encode(body), status=status, content_type="application/json"
-    )
+_json = json_response
 
 
 class EmulatorApi:
@@ -77,15 +81,21 @@ class EmulatorApi:
         app.router.add_get("/_emulator/info", self._get_info)
         app.router.add_get("/_emulator/faults", self._get_faults)
         app.router.add_put("/_emulator/faults", self._put_faults)
-        app.router.add_get(f"{p}/users/@me", bot(self._get_me))
-        app.router.add_post(f"{p}/users/@me/channels", bot(self._create_dm))
-        app.router.add_get(f"{p}/applications/@me", bot(self._get_application))
-        app.router.add_get(f"{p}/oauth2/applications/@me", bot(self._get_application))
-        app.router.add_patch(f"{p}/applications/@me", bot(self._edit_application))
+        identity = ApplicationRoutes(self._world, validate_endpoint=self._validate_endpoint)
+        for method, path, handler in identity.open_routes():
+            app.router.add_route(method, p + path, open_(handler))
+        for method, path, handler in (
+            *identity.routes(),
+            *GuildRoutes(self._world).routes(),
+            *CommandRoutes(self._world).routes(),
+        ):
+            app.router.add_route(method, p + path, bot(handler))
         app.router.add_get(f"{p}/channels/{{channel_id}}", bot(self._get_channel))
         messages = f"{p}/channels/{{channel_id}}/messages"
         app.router.add_get(messages, bot(self._list_messages))
         app.router.add_post(messages, bot(self._create_message))
+        # Before messages/{message_id}, so "bulk-delete" is never read as a message id.
+        app.router.add_post(messages + "/bulk-delete", bot(self._bulk_delete))
         app.router.add_get(messages + "/{message_id}", bot(self._get_message))
         app.router.add_patch(messages + "/{message_id}", bot(self._edit_message))
         app.router.add_delete(messages + "/{message_id}", bot(self._delete_message))
@@ -201,11 +211,7 @@ class EmulatorApi:
 
     @staticmethod
     async def _body(request: web.Request) -> Any:
-        raw = await request.read()
-        try:
-            return msgspec.json.decode(raw) if raw else {}
-        except msgspec.DecodeError:
-            raise EmulatedError(400, 50109, "The request body contains invalid JSON.") from None
+        return await read_json(request)
 
     def _channel(self, channel_id: str) -> JSON:
         channel = self._world.channels.get(channel_id)
@@ -220,7 +226,7 @@ class EmulatorApi:
             raise unknown(ErrorCode.UNKNOWN_MESSAGE)
         return message
 
-    # --- users, application, info ---------------------------------------------------
+    # --- the emulator's own control API ---------------------------------------------
 
     async def _get_info(self, request: web.Request) -> web.Response:
         return _json(self._info())
@@ -247,44 +253,6 @@ class EmulatorApi:
         except (TypeError, ValueError) as exc:
             raise EmulatedError(400, ErrorCode.INVALID_FORM_BODY, str(exc)) from None
         return _json(self.faults_json())
-
-    async def _get_me(self, request: web.Request) -> web.Response:
-        return _json(self._world.bot_user)
-
-    async def _create_dm(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
-        recipient = body.get("recipient_id") if isinstance(body, dict) else None
-        if not isinstance(recipient, str):
-            raise invalid_form({"recipient_id": ("BASE_TYPE_REQUIRED", "This field is required")})
-        if recipient not in self._world.members:
-            raise unknown(ErrorCode.UNKNOWN_MEMBER)
-        return _json(self._world.dm_channel(recipient))
-
-    def _application_json(self) -> JSON:
-        world = self._world
-        return {
-            "id": world.application_id,
-            "name": "steadybot emulated application",
-            "verify_key": world.public_key_hex,
-            "bot": world.bot_user,
-            "flags": 0,
-            "interactions_endpoint_url": world.interactions_endpoint_url or None,
-        }
-
-    async def _get_application(self, request: web.Request) -> web.Response:
-        return _json(self._application_json())
-
-    async def _edit_application(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
-        url = body.get("interactions_endpoint_url") if isinstance(body, dict) else None
-        if isinstance(url, str):
-            problem = await self._validate_endpoint(url)
-            if problem is not None:
-                raise invalid_form(
-                    {"interactions_endpoint_url": ("APPLICATION_INTERACTIONS_ENDPOINT", problem)}
-                )
-            self._world.interactions_endpoint_url = url
-        return _json(self._application_json())
 
     # --- channels and messages ------------------------------------------------------
 
@@ -338,6 +306,24 @@ class EmulatorApi:
         self._ledger.counters["messages_deleted"] += 1
         return web.Response(status=204)
 
+    async def _bulk_delete(self, request: web.Request) -> web.Response:
+        """Guild channels only; 2-100 unique ids, none over 14 days old; unknown ids ignored."""
+        channel_id = request.match_info["channel_id"]
+        if self._channel(channel_id)["type"] == CHANNEL_DM:
+            raise EmulatedError(400, CANNOT_EXECUTE_ON_DM, "Cannot execute action on a DM channel")
+        message_ids = check_bulk_delete(await self._body(request))
+        oldest = self._world.clock.time() - BULK_DELETE_MAX_AGE
+        if any(snowflake_time(message_id) < oldest for message_id in message_ids):
+            raise EmulatedError(
+                400,
+                ErrorCode.MESSAGE_TOO_OLD_TO_BULK_DELETE,
+                "You can only bulk delete messages that are under 14 days old.",
+            )
+        store = self._world.messages[channel_id]
+        deleted = [store.pop(message_id) for message_id in message_ids if message_id in store]
+        self._ledger.counters["messages_deleted"] += len(deleted)
+        return no_content()
+
     # --- interactions and webhooks ----------------------------------------------------
 
     async def _callback(self, request: web.Request) -> web.Response:
@@ -346,20 +332,25 @@ class EmulatorApi:
             request.match_info["interaction_id"], request.match_info["token"], body, via="callback"
         )
         if request.query.get("with_response") == "true":
-            resource: JSON = {"type": interaction.ack_type}
-            if interaction.original_message_id is not None:
-                resource["message"] = self._ledger.webhook_message(interaction, "@original")
-            return _json(
-                {
-                    "interaction": {
-                        "id": interaction.id,
-                        "type": interaction.type,
-                        "response_message_id": interaction.original_message_id,
-                    },
-                    "resource": resource,
-                }
-            )
+            return _json(self._callback_response(interaction))
         return web.Response(status=204)
+
+    def _callback_response(self, interaction: EmulatedInteraction) -> JSON:
+        """``?with_response=true``: the interaction, and the message the response made."""
+        summary: JSON = {
+            "id": interaction.id,
+            "type": interaction.type,
+            "channel_id": interaction.channel_id,
+            "guild_id": self._world.guild["id"],
+        }
+        body: JSON = {"interaction": summary}
+        if interaction.original_message_id is not None:
+            message = self._ledger.webhook_message(interaction, "@original")
+            summary["response_message_id"] = interaction.original_message_id
+            summary["response_message_loading"] = bool(message["flags"] & 128)
+            summary["response_message_ephemeral"] = interaction.ephemeral
+            body["resource"] = {"type": interaction.ack_type, "message": message}
+        return body
 
     async def _token(self, request: web.Request) -> EmulatedInteraction:
         application_id, token = request.match_info["application_id"], request.match_info["token"]

@@ -1,12 +1,15 @@
 """The emulator's seeded world: application, guild, channels, roles, members, messages.
 
 Everything is derived from one seed, so a run can be repeated exactly: ids, names, the
-application's Ed25519 key pair and the bot token. Messages are kept as Discord-shaped
-JSON dicts, because that is what the REST routes return.
+application's Ed25519 key pair and the bot token. Objects are kept as Discord-shaped
+JSON dicts carrying every field Discord's OpenAPI description marks as required, because
+that is what the REST routes return and what a strict client decodes
+(``tests/integration/test_emulator_spec.py`` holds them to the spec).
 """
 
 from __future__ import annotations
 
+import copy
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,7 +19,7 @@ from nacl.signing import SigningKey
 
 from steadybot.clock import Clock
 
-__all__ = ["DISCORD_EPOCH_MS", "Snowflakes", "World", "WorldSettings"]
+__all__ = ["DISCORD_EPOCH_MS", "Snowflakes", "World", "WorldSettings", "snowflake_time"]
 
 DISCORD_EPOCH_MS = 1_420_070_400_000
 JSON = dict[str, Any]
@@ -24,6 +27,8 @@ JSON = dict[str, Any]
 CHANNEL_TEXT = 0
 CHANNEL_DM = 1
 CHANNEL_CATEGORY = 4
+EVERYONE_PERMISSIONS = "1071698660929"
+ADMINISTRATOR = "8"
 
 
 class Snowflakes:
@@ -37,6 +42,109 @@ class Snowflakes:
         self._sequence = (self._sequence + 1) & 0x3FFFFF
         millis = int(self._clock.time() * 1000) - DISCORD_EPOCH_MS
         return str((millis << 22) | self._sequence)
+
+
+def snowflake_time(snowflake: str) -> float:
+    """The epoch seconds a Discord id was made at: ``(id >> 22) + Discord epoch`` in ms."""
+    return ((int(snowflake) >> 22) + DISCORD_EPOCH_MS) / 1000
+
+
+def _user(user_id: str, username: str, *, bot: bool = False) -> JSON:
+    user: JSON = {
+        "id": user_id,
+        "username": username,
+        "global_name": None,
+        "avatar": None,
+        "discriminator": "0",
+        "public_flags": 0,
+        "flags": 0,
+        "banner": None,
+        "accent_color": None,
+        "avatar_decoration_data": None,
+        "collectibles": None,
+        "primary_guild": None,
+    }
+    if bot:
+        user["bot"] = True
+    return user
+
+
+def _role(role_id: str, name: str, permissions: str, position: int, *, hoist: bool) -> JSON:
+    return {
+        "id": role_id,
+        "name": name,
+        "permissions": permissions,
+        "position": position,
+        "color": 0,
+        "colors": {"primary_color": 0, "secondary_color": None, "tertiary_color": None},
+        "hoist": hoist,
+        "managed": False,
+        "mentionable": False,
+        "icon": None,
+        "unicode_emoji": None,
+        "flags": 0,
+    }
+
+
+def _guild(guild_id: str) -> JSON:
+    # Every field Discord's guild object requires, at the values of a plain new server.
+    nulls = (
+        "icon description home_header splash discovery_splash banner application_id"
+        " afk_channel_id system_channel_id widget_channel_id max_presences vanity_url_code"
+        " rules_channel_id safety_alerts_channel_id public_updates_channel_id incidents_data"
+    )
+    guild: JSON = dict.fromkeys(nulls.split())
+    guild.update(
+        id=guild_id,
+        name="Emulated Guild",
+        owner_id="",
+        features=[],
+        region="deprecated",
+        afk_timeout=300,
+        system_channel_flags=0,
+        widget_enabled=False,
+        verification_level=0,
+        default_message_notifications=0,
+        mfa_level=0,
+        explicit_content_filter=0,
+        max_members=500_000,
+        max_stage_video_channel_users=50,
+        max_video_channel_users=25,
+        premium_tier=0,
+        premium_subscription_count=0,
+        preferred_locale="en-US",
+        premium_progress_bar_enabled=False,
+        nsfw=False,
+        nsfw_level=0,
+    )
+    return guild
+
+
+def _numbered(components: list[Any]) -> list[Any]:
+    """Components with Discord's ``id``: kept where the app gave one, else numbered in order."""
+    taken: set[int] = set()
+    nodes: list[JSON] = []
+
+    def walk(items: list[Any]) -> None:
+        for item in items:
+            if isinstance(item, dict):
+                nodes.append(item)
+                if isinstance(item.get("id"), int):
+                    taken.add(item["id"])
+                walk(item.get("components") or [])
+                if isinstance(item.get("accessory"), dict):
+                    walk([item["accessory"]])
+
+    copied: list[Any] = copy.deepcopy(components)
+    walk(copied)
+    next_id = 1
+    for node in nodes:
+        if not isinstance(node.get("id"), int):
+            while next_id in taken:
+                next_id += 1
+            node["id"] = next_id
+            taken.add(next_id)
+    return copied
 
 
 @dataclass(frozen=True)
@@ -59,13 +167,14 @@ class World:
     application_id: str
     bot_token: str
     bot_user: JSON
-    guild: JSON
+    guild: JSON  # without roles, emojis and stickers: see guild_json()
     roles: dict[str, JSON] = field(default_factory=dict)
     channels: dict[str, JSON] = field(default_factory=dict)
     members: dict[str, JSON] = field(default_factory=dict)
     messages: dict[str, dict[str, JSON]] = field(default_factory=dict)  # channel → id → msg
     dm_channels: dict[str, str] = field(default_factory=dict)  # user id → channel id
     ephemeral: dict[str, list[JSON]] = field(default_factory=dict)  # user id → messages
+    commands: dict[str, JSON] = field(default_factory=dict)  # id → command; guild_id or None
     interactions_endpoint_url: str = ""
 
     @classmethod
@@ -78,9 +187,7 @@ class World:
             rng.choices("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", k=38)
         )
         bot_token = f"emulator.{application_id}.{secret}"
-        bot_user = {"id": application_id, "username": "steadybot-emulated", "bot": True}
-        guild_id = ids.next()
-        guild: JSON = {"id": guild_id, "name": "Emulated Guild", "owner_id": ""}
+        bot_user = _user(application_id, "steadybot-emulated", bot=True)
         world = cls(
             settings=settings,
             clock=clock,
@@ -89,43 +196,66 @@ class World:
             application_id=application_id,
             bot_token=bot_token,
             bot_user=bot_user,
-            guild=guild,
+            guild=_guild(ids.next()),
         )
         world._seed_guild()
         return world
 
     def _seed_guild(self) -> None:
         guild_id = self.guild["id"]
-        everyone = {"id": guild_id, "name": "@everyone", "permissions": "1071698660929"}
-        staff = {"id": self.ids.next(), "name": "staff", "permissions": "8"}
+        everyone = _role(guild_id, "@everyone", EVERYONE_PERMISSIONS, 0, hoist=False)
+        staff = _role(self.ids.next(), "staff", ADMINISTRATOR, 1, hoist=True)
         for role in (everyone, staff):
-            self.roles[role["id"]] = {**role, "position": len(self.roles)}
-        category = self._add_channel("Text Channels", CHANNEL_CATEGORY, parent_id=None)
+            self.roles[role["id"]] = role
+        category = self.add_channel("Text Channels", CHANNEL_CATEGORY, parent_id=None)
         for index in range(self.settings.text_channels):
             name = ("general", "support", "trading")[index] if index < 3 else f"room-{index}"
-            self._add_channel(name, CHANNEL_TEXT, parent_id=category["id"])
+            self.add_channel(name, CHANNEL_TEXT, parent_id=category["id"])
         for index in range(self.settings.members):
             user_id = self.ids.next()
             roles = [staff["id"]] if index < max(1, self.settings.members // 50) else []
             self.members[user_id] = {
-                "user": {"id": user_id, "username": f"member{index:04d}", "global_name": None},
+                "user": _user(user_id, f"member{index:04d}"),
                 "roles": roles,
                 "nick": None,
+                "avatar": None,
+                "banner": None,
                 "joined_at": self.timestamp(),
-                "permissions": "8" if roles else everyone["permissions"],
+                "premium_since": None,
+                "communication_disabled_until": None,
+                "flags": 0,
+                "pending": False,
+                "mute": False,
+                "deaf": False,
+                # Only in interaction payloads; the REST member object leaves it out.
+                "permissions": ADMINISTRATOR if roles else EVERYONE_PERMISSIONS,
             }
         self.guild["owner_id"] = next(iter(self.members), "")
 
-    def _add_channel(self, name: str, kind: int, *, parent_id: str | None) -> JSON:
+    def add_channel(
+        self,
+        name: str,
+        kind: int,
+        *,
+        parent_id: str | None,
+        position: int | None = None,
+        permission_overwrites: list[JSON] | None = None,
+        topic: str | None = None,
+        nsfw: bool = False,
+    ) -> JSON:
+        """Create a guild channel (text or category); text channels get a message store."""
         channel: JSON = {
             "id": self.ids.next(),
             "type": kind,
+            "flags": 0,
             "name": name,
             "guild_id": self.guild["id"],
             "parent_id": parent_id,
-            "position": len(self.channels),
-            "permission_overwrites": [],
+            "position": len(self.guild_channels()) if position is None else position,
+            "permission_overwrites": permission_overwrites or [],
         }
+        if kind != CHANNEL_CATEGORY:
+            channel.update(topic=topic, nsfw=nsfw, last_message_id=None, rate_limit_per_user=0)
         self.channels[channel["id"]] = channel
         if kind != CHANNEL_CATEGORY:
             self.messages[channel["id"]] = {}
@@ -148,6 +278,24 @@ class World:
     def user(self, user_id: str) -> JSON:
         return dict(self.members[user_id]["user"])
 
+    def guild_json(self, *, with_counts: bool = False) -> JSON:
+        """The guild object ``GET /guilds/{id}`` returns, roles included."""
+        guild: JSON = {**self.guild, "roles": self.role_list(), "emojis": [], "stickers": []}
+        if with_counts:
+            guild["approximate_member_count"] = len(self.members)
+            guild["approximate_presence_count"] = 0
+        return guild
+
+    def role_list(self) -> list[JSON]:
+        return sorted(self.roles.values(), key=lambda role: (role["position"], int(role["id"])))
+
+    def guild_channels(self) -> list[JSON]:
+        return [c for c in self.channels.values() if c.get("guild_id") == self.guild["id"]]
+
+    def member_json(self, user_id: str) -> JSON:
+        """A member as the REST API shows it (no ``permissions``: that is per channel)."""
+        return {k: v for k, v in self.members[user_id].items() if k != "permissions"}
+
     def timestamp(self) -> str:
         return datetime.fromtimestamp(self.clock.time(), UTC).isoformat()
 
@@ -159,6 +307,8 @@ class World:
             self.channels[channel_id] = {
                 "id": channel_id,
                 "type": CHANNEL_DM,
+                "flags": 0,
+                "last_message_id": None,
                 "recipients": [self.user(user_id)],
             }
             self.messages[channel_id] = {}
@@ -182,9 +332,11 @@ class World:
             "type": 0,
             "content": body.get("content") or "",
             "embeds": body.get("embeds") or [],
-            "components": body.get("components") or [],
+            "components": _numbered(body.get("components") or []),
             "attachments": [],
             "mentions": [],
+            "mention_roles": [],
+            "mention_everyone": False,
             "pinned": False,
             "tts": False,
             "flags": int(body.get("flags") or 0),
@@ -205,6 +357,7 @@ class World:
                 message[key] = (
                     body[key] if body[key] is not None else ("" if key == "content" else [])
                 )
+        message["components"] = _numbered(message["components"])
         if "flags" in body and body["flags"] is not None:
             # Only SUPPRESS_EMBEDS may change on edit; keep EPHEMERAL as it was.
             message["flags"] = (message["flags"] & 64) | (int(body["flags"]) & 4)
