@@ -98,14 +98,6 @@ KNOWN_GAPS: dict[str, Gap] = {
         why="X-RateLimit-* headers are sent on the routes ratelimits.py gives a bucket; "
         "Discord sends them on most responses. Where sent, they are checked here.",
     ),
-    "emulator: interaction_metadata lacks authorizing_integration_owners": Gap(
-        why="Messages made by an interaction response carry interaction_metadata without "
-        "`authorizing_integration_owners`, which the spec requires; the field belongs in "
-        "emulator/interactions.py (not owned by this test's author). Until it is there, "
-        "the requirement is relaxed for application-command metadata only.",
-        pointer="/components/schemas/ApplicationCommandInteractionMetadataResponse/required",
-        schema=["id", "type"],
-    ),
 }
 
 

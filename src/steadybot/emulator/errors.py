@@ -20,10 +20,10 @@ __all__ = [
     "unknown",
 ]
 
-# Codes the emulator answers that ErrorCode (the runtime's list) does not name.
-UNKNOWN_APPLICATION = 10002
-UNKNOWN_APPLICATION_COMMAND = 10063
-CANNOT_EXECUTE_ON_DM = 50003
+# Short names for codes only the emulator answers (the values live in ErrorCode).
+UNKNOWN_APPLICATION = ErrorCode.UNKNOWN_APPLICATION
+UNKNOWN_APPLICATION_COMMAND = ErrorCode.UNKNOWN_APPLICATION_COMMAND
+CANNOT_EXECUTE_ON_DM = ErrorCode.CANNOT_EXECUTE_ON_DM
 
 
 class EmulatedError(Exception):

@@ -241,6 +241,12 @@ class InteractionLedger:
                 "id": interaction.id,
                 "type": interaction.type,
                 "user": world.user(interaction.user_id),
+                "authorizing_integration_owners": {"0": world.guild["id"]},
+                **(
+                    {"interacted_message_id": interaction.source_message_id}
+                    if interaction.source_message_id is not None
+                    else {}
+                ),
             },
         }
         if flags & EPHEMERAL_FLAG:
