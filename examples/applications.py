@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 from steadybot import Bot, Interaction
 from steadybot.config import Settings
-from steadybot.crowd import Check, CrowdUser
-from steadybot.emulator import Emulator
+from steadybot.crowd import Check, CrowdTarget, CrowdUser
+from steadybot.emulator import Snapshot
 from steadybot.models import User
 
 VIEW_CHANNEL = 1 << 10
@@ -37,6 +37,7 @@ SEND_MESSAGES = 1 << 11
 READ_HISTORY = 1 << 16
 MEMBER_ACCESS = str(VIEW_CHANNEL | SEND_MESSAGES | READ_HISTORY)
 CATEGORY_NAME = "applications"
+STAFF_ROLE = "staff"
 STORE_SECONDS = (2.0, 3.5)  # stands for writing the application to a database
 CONFIRMATION = "✅ Application received"
 BUSY = "⏳ Your application is already being processed."
@@ -61,6 +62,7 @@ class ApplicationDesk:
         self.channels: dict[str, str] = {}  # applicant id → channel id
         self.in_flight: set[str] = set()
         self._category_id: str | None = None
+        self._staff_role_id: str | None = None
         self._category_lock = asyncio.Lock()
         self._rng = random.Random(7)
 
@@ -76,11 +78,19 @@ class ApplicationDesk:
                 self._category_id = found.id
             return self._category_id
 
-    async def channel_for(self, guild_id: str, applicant: User, staff_role_id: str) -> str:
+    async def staff_role(self, guild_id: str) -> str:
+        """The id of the guild's "staff" role ("" when there is none), looked up once."""
+        if self._staff_role_id is None:
+            roles = await self.bot.rest.list_guild_roles(guild_id)
+            self._staff_role_id = next((r.id for r in roles if r.name == STAFF_ROLE), "")
+        return self._staff_role_id
+
+    async def channel_for(self, guild_id: str, applicant: User) -> str:
         """The applicant's private channel, created on the first application only."""
         known = self.channels.get(applicant.id)
         if known is not None:
             return known
+        staff_role_id = await self.staff_role(guild_id)
         overwrites = [
             {"id": guild_id, "type": 0, "allow": "0", "deny": str(VIEW_CHANNEL)},
             {"id": applicant.id, "type": 1, "allow": MEMBER_ACCESS, "deny": "0"},
@@ -107,7 +117,6 @@ class ApplicationDesk:
 
 desk = ApplicationDesk(bot)
 naive_desk = ApplicationDesk(naive_bot)
-staff_role = {"id": ""}  # set by the deployment (here: the scenario's setup)
 
 
 @bot.component("apply", ephemeral=True)
@@ -123,7 +132,7 @@ async def apply(interaction: Interaction) -> None:
     try:
         progress = interaction.progress()
         await progress.update("⏳ Preparing your private channel…")
-        channel_id = await desk.channel_for(guild_id, applicant, staff_role["id"])
+        channel_id = await desk.channel_for(guild_id, applicant)
         await progress.update("⏳ Posting your welcome message…")
         await bot.rest.create_message(
             channel_id, {"content": f"Welcome <@{applicant.id}>! Staff will be with you shortly."}
@@ -142,7 +151,7 @@ async def naive_apply(interaction: Interaction) -> None:
     if applicant is None or guild_id is None:
         return
     naive_desk.channels.pop(applicant.id, None)  # looks the channel up by nothing: creates
-    channel_id = await naive_desk.channel_for(guild_id, applicant, staff_role["id"])
+    channel_id = await naive_desk.channel_for(guild_id, applicant)
     await naive_bot.rest.create_message(channel_id, {"content": f"Welcome <@{applicant.id}>!"})
     await naive_desk.store(Application(applicant.id, channel_id))
     await interaction.respond(f"{CONFIRMATION}: <#{channel_id}>", ephemeral=True)
@@ -157,18 +166,16 @@ class ApplicationsScenario:
     def __init__(self) -> None:
         self.message_id = ""
 
-    async def setup(self, emulator: Emulator) -> None:
-        staff_role["id"] = emulator.world.staff_role_id
+    async def setup(self, target: CrowdTarget) -> None:
         button = {"type": 2, "style": 1, "label": "Apply", "custom_id": "apply"}
-        message = emulator.world.create_message(
-            emulator.channel_ids[0],
+        message = await target.post_message(
+            target.channel_ids[0],
             {
                 "content": "Want to join the team?",
                 "components": [{"type": 1, "components": [button]}],
             },
-            author=emulator.world.bot_user,
         )
-        self.message_id = message["id"]
+        self.message_id = str(message["id"])
 
     async def user(self, user: CrowdUser) -> None:
         await user.think(0.1, 1.0)
@@ -177,13 +184,13 @@ class ApplicationsScenario:
         else:
             await user.click("apply", self.message_id)
 
-    def checks(self, emulator: Emulator, users: Sequence[CrowdUser]) -> dict[str, Check]:
+    def checks(self, snapshot: Snapshot, users: Sequence[CrowdUser]) -> dict[str, Check]:
         applicants = {u.id for u in users if u.interactions}
-        names = [c.get("name") for c in emulator.world.channels.values()]
+        names = [c.get("name") for c in snapshot.channels]
         counts = {a: names.count(f"application-{a}") for a in applicants}
         duplicated = sorted(a for a, n in counts.items() if n > 1)
         missing = sorted(a for a, n in counts.items() if n == 0)
-        unconfirmed = sorted(a for a in applicants if not _confirmed(emulator, a))
+        unconfirmed = sorted(a for a in applicants if not _confirmed(snapshot, a))
         return {
             "one channel per applicant": Check(
                 not duplicated and not missing,
@@ -196,17 +203,18 @@ class ApplicationsScenario:
         }
 
 
-def _confirmed(emulator: Emulator, user_id: str) -> bool:
-    """An ephemeral confirmation, or the runtime's fallback in the channel or a DM."""
-    if any(CONFIRMATION in m.get("content", "") for m in emulator.ephemeral_messages(user_id)):
+def _confirmed(snapshot: Snapshot, user_id: str) -> bool:
+    """An ephemeral confirmation, or the runtime's fallback in a DM or the channel."""
+    if any(CONFIRMATION in m.get("content", "") for m in snapshot.ephemeral_messages(user_id)):
         return True
-    dm = emulator.world.dm_channels.get(user_id)
-    if dm is not None and any(CONFIRMATION in m["content"] for m in emulator.messages(dm)):
+    dm = snapshot.dm_channels.get(user_id)
+    if dm is not None and any(CONFIRMATION in m["content"] for m in snapshot.channel_messages(dm)):
         return True
     return any(
         CONFIRMATION in m["content"] and f"<@{user_id}>" in m["content"]
-        for place in emulator.channel_ids
-        for m in emulator.messages(place)
+        for channel_id, messages in snapshot.messages.items()
+        if channel_id not in snapshot.dm_channels.values()
+        for m in messages
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
+from typing import cast
 
 import click
 
@@ -15,6 +16,12 @@ def load_app(target: str) -> object:
     """Import ``module:attribute``; a :class:`~steadybot.Bot` becomes its ASGI app."""
     from steadybot.bot import Bot
 
+    obj = load_app_object(target)
+    return obj.asgi() if isinstance(obj, Bot) else obj
+
+
+def load_app_object(target: str) -> object:
+    """Import ``module:attribute`` and return the attribute."""
     module_name, _, attribute = target.partition(":")
     if not module_name or not attribute:
         raise click.BadParameter("expected MODULE:ATTRIBUTE, e.g. examples.hello:bot")
@@ -28,7 +35,7 @@ def load_app(target: str) -> object:
         obj = getattr(module, attribute)
     except AttributeError:
         raise click.BadParameter(f"{module_name!r} has no attribute {attribute!r}") from None
-    return obj.asgi() if isinstance(obj, Bot) else obj
+    return obj
 
 
 @click.group()
@@ -125,3 +132,62 @@ def emulate(host: str, port: int, seed: int, members: int, faults: str) -> None:
         click.echo("emulator stopped")
     except OSError as exc:  # e.g. the port is taken
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+SCENARIOS = {"applications": "examples.applications:scenario"}
+"""Scenario names ``steadybot crowd --scenario`` knows; MODULE:ATTRIBUTE works too."""
+
+
+@main.command()
+@click.option("--emulator", "emulator_url", required=True, help="e.g. http://127.0.0.1:8090")
+@click.option("--scenario", "scenario_name", required=True, help="applications, or MODULE:ATTR")
+@click.option("--users", default=50, show_default=True, type=click.IntRange(1, 5000))
+@click.option("--seconds", default=10.0, show_default=True, type=click.FloatRange(0, 3600))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--endpoint", default=None, help="Set the bot's interactions URL first.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
+def crowd(
+    emulator_url: str,
+    scenario_name: str,
+    users: int,
+    seconds: float,
+    seed: int,
+    endpoint: str | None,
+    json_path: Path | None,
+) -> None:
+    """Drive a scenario's crowd through a standalone emulator (steadybot emulate)."""
+    import asyncio
+    import json
+
+    from rich.console import Console
+
+    from steadybot.crowd import (
+        CrowdReport,
+        RemoteEmulator,
+        RemoteEmulatorError,
+        Scenario,
+        run_crowd,
+    )
+    from steadybot.crowd.render import report_table
+
+    loaded = load_app_object(SCENARIOS.get(scenario_name, scenario_name))
+    if not all(hasattr(loaded, name) for name in ("name", "setup", "user", "checks")):
+        raise click.BadParameter(f"{scenario_name!r} is not a scenario (name/setup/user/checks)")
+    scenario = cast("Scenario", loaded)
+
+    async def run() -> CrowdReport:
+        async with RemoteEmulator(emulator_url) as target:
+            if endpoint:
+                await target.set_interactions_endpoint(endpoint)
+            return await run_crowd(target, scenario, users=users, seconds=seconds, seed=seed)
+
+    try:
+        report = asyncio.run(run())
+    except RemoteEmulatorError as exc:
+        raise click.ClickException(f"emulator at {emulator_url}: {exc}") from None
+    console = Console()
+    console.print(report_table({"crowd": report}))
+    if json_path is not None:
+        json_path.write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
+        console.print(f"report written to {json_path}")
+    raise SystemExit(0 if report.ok else 1)

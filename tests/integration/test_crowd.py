@@ -9,15 +9,22 @@ import pytest
 from support import settings
 
 from steadybot import Bot, Interaction
-from steadybot.crowd import Check, CrowdUser, run_crowd
-from steadybot.emulator import Emulator
+from steadybot.crowd import (
+    Check,
+    CrowdTarget,
+    CrowdUser,
+    RemoteEmulator,
+    RemoteEmulatorError,
+    run_crowd,
+)
+from steadybot.emulator import Action, Emulator, Snapshot
 from steadybot.serving import serve_in_process
 
 
 class PingScenario:
     name = "ping"
 
-    async def setup(self, emulator: Emulator) -> None:
+    async def setup(self, target: CrowdTarget) -> None:
         return None
 
     async def user(self, user: CrowdUser) -> None:
@@ -25,7 +32,7 @@ class PingScenario:
         await user.think(0.0, 0.05)
         await user.command("slowish")
 
-    def checks(self, emulator: Emulator, users: Sequence[CrowdUser]) -> dict[str, Check]:
+    def checks(self, snapshot: Snapshot, users: Sequence[CrowdUser]) -> dict[str, Check]:
         answered = sum(len(u.interactions) for u in users)
         return {"two interactions per user": Check(answered == 2 * len(users), str(answered))}
 
@@ -106,3 +113,29 @@ async def test_a_bot_that_answers_too_late_shows_up_as_failed(
     report = await run_crowd(emulator, PingScenario(), users=2, seconds=0.0, seed=1)
     assert report.failed == 2
     assert not report.ok
+
+
+async def test_the_same_crowd_runs_against_a_standalone_emulator_over_http(
+    emulator_and_bot: tuple[Emulator, Bot],
+) -> None:
+    emulator, bot = emulator_and_bot
+
+    @bot.command("ping")
+    async def ping(interaction: Interaction) -> None:
+        await interaction.respond("pong")
+
+    @bot.command("slowish")
+    async def slowish(interaction: Interaction) -> None:
+        await asyncio.sleep(0.4)
+        await interaction.respond("done")
+
+    async with RemoteEmulator(emulator.url) as remote:
+        assert remote.user_ids == emulator.user_ids
+        report = await run_crowd(remote, PingScenario(), users=4, seconds=0.2, seed=5)
+    assert report.interactions == 8
+    assert (report.failed, report.double_acknowledged) == (0, 0)
+    assert report.followups.sent == report.followups.delivered == 4
+    assert report.ok
+    with pytest.raises(RemoteEmulatorError, match="HTTP 400"):
+        async with RemoteEmulator(emulator.url) as remote:
+            await remote.act(Action(kind="click", user_id=emulator.user_ids[0], custom_id="x"))

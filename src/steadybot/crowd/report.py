@@ -1,19 +1,19 @@
 """What a crowd run measured, from Discord's side: one report shape for every scenario.
 
-The report is computed from the emulator's records of the interactions this crowd
-sent, never from the bot's own counters, so a bot cannot grade itself. Its JSON shape
-is what ``steadybot crowd --json`` and ``steadybot demo --json`` write.
+The report is computed from the emulator's views of the interactions this crowd sent
+(:class:`~steadybot.emulator.views.Snapshot`), never from the bot's own counters, so a
+bot cannot grade itself. Its JSON shape is what ``steadybot crowd --json`` and
+``steadybot demo --json`` write.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from steadybot.constants import LOADING_FLAG
-from steadybot.emulator import EmulatedInteraction, Emulator, InteractionOutcome
+from steadybot.emulator.views import InteractionView, Snapshot
 
 __all__ = ["Check", "CrowdReport", "Followups", "LatencySummary", "percentile"]
 
@@ -104,48 +104,32 @@ class CrowdReport:
         scenario: str,
         users: int,
         seconds: float,
-        emulator: Emulator,
-        interactions: Iterable[EmulatedInteraction],
+        snapshot: Snapshot,
         checks: Mapping[str, Check],
     ) -> CrowdReport:
-        sent = [emulator.ledger.refresh(i) for i in interactions]
+        sent = list(snapshot.interactions.values())
         latencies = [1000 * i.ack_latency for i in sent if i.ack_latency is not None]
-        stats = emulator.statistics()
+        stats = snapshot.statistics
         return cls(
             scenario=scenario,
             users=users,
             seconds=round(seconds, 2),
             interactions=len(sent),
-            acknowledged_in_time=sum(i.outcome is InteractionOutcome.ACKNOWLEDGED for i in sent),
-            failed=sum(i.outcome is InteractionOutcome.FAILED for i in sent),
+            acknowledged_in_time=sum(i.outcome == "acknowledged" for i in sent),
+            failed=sum(i.outcome == "failed" for i in sent),
             double_acknowledged=sum(i.double_acknowledged for i in sent),
             ack_ms=LatencySummary.of(latencies),
-            followups=_followups(emulator, sent),
+            followups=_followups(sent),
             rate_limited=sum(stats.rate_limited.values()),
             faults_injected=stats.faults_injected,
             checks=dict(checks),
         )
 
 
-def _answered(emulator: Emulator, interaction: EmulatedInteraction) -> bool:
-    if interaction.followup_ids:
-        return True
-    message = emulator.ledger.webhook_message_or_none(interaction, "@original")
-    if message is None:
-        return False
-    if interaction.ack_type == 5:
-        return not message["flags"] & LOADING_FLAG
-    return message.get("edited_timestamp") is not None
-
-
-def _followups(emulator: Emulator, interactions: Sequence[EmulatedInteraction]) -> Followups:
+def _followups(interactions: Sequence[InteractionView]) -> Followups:
     owed = [i for i in interactions if i.ack_type in (5, 6)]
-    delivered = expired = 0
-    for interaction in owed:
-        if _answered(emulator, interaction):
-            delivered += 1
-        elif interaction.expired_calls:
-            expired += 1
+    delivered = sum(i.answered_after_defer for i in owed)
+    expired = sum(1 for i in owed if not i.answered_after_defer and i.expired_calls)
     return Followups(
         sent=len(owed), delivered=delivered, failed=len(owed) - delivered - expired, expired=expired
     )

@@ -10,6 +10,7 @@ saw (:class:`~steadybot.crowd.report.CrowdReport`).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -18,11 +19,11 @@ from typing import Protocol
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from steadybot.constants import LOADING_FLAG
 from steadybot.crowd.report import Check, CrowdReport
-from steadybot.emulator import EmulatedInteraction, Emulator, InteractionOutcome
+from steadybot.crowd.target import CrowdTarget
+from steadybot.emulator.views import Action, InteractionView, Snapshot
 
-__all__ = ["CrowdUser", "Scenario", "run_crowd"]
+__all__ = ["CrowdUser", "Scenario", "run_crowd", "take_snapshot"]
 
 SETTLE_TIMEOUT = 60.0  # real seconds to wait for deferred answers after the last user
 SETTLE_POLL = 0.1
@@ -33,21 +34,22 @@ class CrowdUser:
 
     def __init__(
         self,
-        emulator: Emulator,
+        target: CrowdTarget,
         user_id: str,
         rng: random.Random,
-        record: Callable[[EmulatedInteraction], None],
+        record: Callable[[InteractionView], None],
     ) -> None:
-        self.emulator = emulator
+        self.target = target
         self.id = user_id
         self.rng = rng
         self._record = record
-        self.interactions: list[EmulatedInteraction] = []
+        self.interactions: list[InteractionView] = []
 
-    def _keep(self, interaction: EmulatedInteraction) -> EmulatedInteraction:
-        self.interactions.append(interaction)
-        self._record(interaction)
-        return interaction
+    async def _do(self, action: Action) -> InteractionView:
+        view = await self.target.act(action)
+        self.interactions.append(view)
+        self._record(view)
+        return view
 
     async def think(self, low: float, high: float) -> None:
         """Pause like a person would (real time: the bot under test runs in real time)."""
@@ -58,42 +60,54 @@ class CrowdUser:
         name: str,
         options: list[dict[str, object]] | None = None,
         channel_id: str | None = None,
-    ) -> EmulatedInteraction:
-        return self._keep(
-            await self.emulator.send_command(
-                name, user_id=self.id, channel_id=channel_id, options=options
+    ) -> InteractionView:
+        return await self._do(
+            Action(
+                kind="command",
+                user_id=self.id,
+                name=name,
+                options=list(options or []),
+                channel_id=channel_id,
             )
         )
 
-    async def click(self, custom_id: str, message_id: str) -> EmulatedInteraction:
-        return self._keep(
-            await self.emulator.click_button(custom_id, message_id=message_id, user_id=self.id)
+    async def click(self, custom_id: str, message_id: str) -> InteractionView:
+        return await self._do(
+            Action(kind="click", user_id=self.id, custom_id=custom_id, message_id=message_id)
         )
 
     async def double_click(
         self, custom_id: str, message_id: str, gap: float
-    ) -> list[EmulatedInteraction]:
+    ) -> list[InteractionView]:
         """Two clicks ``gap`` seconds apart, the second while the first may still run."""
 
-        async def second() -> EmulatedInteraction:
+        async def second() -> InteractionView:
             await asyncio.sleep(gap)
             return await self.click(custom_id, message_id)
 
         return list(await asyncio.gather(self.click(custom_id, message_id), second()))
 
-    async def pick(self, custom_id: str, values: list[str], message_id: str) -> EmulatedInteraction:
-        return self._keep(
-            await self.emulator.pick_select(
-                custom_id, values, message_id=message_id, user_id=self.id
+    async def pick(self, custom_id: str, values: list[str], message_id: str) -> InteractionView:
+        return await self._do(
+            Action(
+                kind="pick",
+                user_id=self.id,
+                custom_id=custom_id,
+                values=values,
+                message_id=message_id,
             )
         )
 
     async def submit(
         self, custom_id: str, fields: dict[str, str], channel_id: str | None = None
-    ) -> EmulatedInteraction:
-        return self._keep(
-            await self.emulator.submit_modal(
-                custom_id, fields, user_id=self.id, channel_id=channel_id
+    ) -> InteractionView:
+        return await self._do(
+            Action(
+                kind="modal",
+                user_id=self.id,
+                custom_id=custom_id,
+                fields=fields,
+                channel_id=channel_id,
             )
         )
 
@@ -103,7 +117,7 @@ class Scenario(Protocol):
 
     name: str
 
-    async def setup(self, emulator: Emulator) -> None:
+    async def setup(self, target: CrowdTarget) -> None:
         """Prepare the world (e.g. post the message with the buttons users click)."""
         ...
 
@@ -111,23 +125,21 @@ class Scenario(Protocol):
         """What one user does."""
         ...
 
-    def checks(self, emulator: Emulator, users: Sequence[CrowdUser]) -> dict[str, Check]:
-        """The story's invariants, judged from what the emulator holds."""
+    def checks(self, snapshot: Snapshot, users: Sequence[CrowdUser]) -> dict[str, Check]:
+        """The story's invariants, judged from the emulator's final state."""
         ...
 
 
-def _owed(emulator: Emulator, interaction: EmulatedInteraction) -> bool:
-    """Whether a deferred answer is still owed (the "thinking…" message is showing)."""
-    if interaction.ack_type != 5 or interaction.outcome is not InteractionOutcome.ACKNOWLEDGED:
-        return False
-    if interaction.expired_calls:
-        return False
-    message = emulator.ledger.webhook_message_or_none(interaction, "@original")
-    return message is not None and bool(message["flags"] & LOADING_FLAG)
+async def take_snapshot(
+    target: CrowdTarget, ids: list[str] | None = None, *, full: bool = True
+) -> Snapshot:
+    """The target's snapshot, whether it answers at once (in-process) or over HTTP."""
+    result = target.snapshot(ids, full)
+    return await result if inspect.isawaitable(result) else result
 
 
 async def run_crowd(
-    emulator: Emulator,
+    target: CrowdTarget,
     scenario: Scenario,
     *,
     users: int,
@@ -147,13 +159,11 @@ async def run_crowd(
     if users < 1 or seconds < 0:
         raise ValueError("users must be >= 1 and seconds >= 0")
     rng = random.Random(seed)
-    await scenario.setup(emulator)
-    sent: list[EmulatedInteraction] = []
-    member_ids = emulator.user_ids
+    await scenario.setup(target)
+    sent: list[InteractionView] = []
+    member_ids = target.user_ids
     crowd = [
-        CrowdUser(
-            emulator, member_ids[i % len(member_ids)], random.Random(rng.random()), sent.append
-        )
+        CrowdUser(target, member_ids[i % len(member_ids)], random.Random(rng.random()), sent.append)
         for i in range(users)
     ]
     starts = sorted(rng.uniform(0, seconds) for _ in crowd)
@@ -182,22 +192,21 @@ async def run_crowd(
         )
         errors = [r for r in results if isinstance(r, BaseException)]
         deadline = time.monotonic() + settle_timeout
+        ids = [view.id for view in sent]
         # Polling on purpose: answers land inside the emulator, which has no event to await.
-        while time.monotonic() < deadline and (  # noqa: ASYNC110
-            any(_owed(emulator, i) for i in sent) or (bot_idle is not None and not bot_idle())
-        ):
+        while time.monotonic() < deadline:
+            pending = await take_snapshot(target, ids, full=False)
+            owed = any(view.owed for view in pending.interactions.values())
+            if not owed and (bot_idle is None or bot_idle()):
+                break
             await asyncio.sleep(SETTLE_POLL)
     elapsed = time.monotonic() - began
-    checks = scenario.checks(emulator, crowd)
+    snapshot = await take_snapshot(target, ids)
+    checks = scenario.checks(snapshot, crowd)
     if errors:
         checks["users ran without errors"] = Check(
             False, f"{len(errors)} user sessions raised, e.g. {errors[0]!r}"[:200]
         )
     return CrowdReport.build(
-        scenario=scenario.name,
-        users=users,
-        seconds=elapsed,
-        emulator=emulator,
-        interactions=sent,
-        checks=checks,
+        scenario=scenario.name, users=users, seconds=elapsed, snapshot=snapshot, checks=checks
     )

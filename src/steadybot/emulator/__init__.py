@@ -7,10 +7,12 @@ from steadybot.emulator.faults import PROFILES, FaultInjector, FaultRule
 from steadybot.emulator.interactions import EmulatedInteraction, InteractionOutcome
 from steadybot.emulator.ratelimits import BucketLimit, RateLimiter, RateLimitSettings
 from steadybot.emulator.server import Emulator, EmulatorStatistics
+from steadybot.emulator.views import Action, InteractionView, Snapshot, StatisticsView
 from steadybot.emulator.world import World, WorldSettings
 
 __all__ = [
     "PROFILES",
+    "Action",
     "BucketLimit",
     "EmulatedInteraction",
     "Emulator",
@@ -18,8 +20,11 @@ __all__ = [
     "FaultInjector",
     "FaultRule",
     "InteractionOutcome",
+    "InteractionView",
     "RateLimitSettings",
     "RateLimiter",
+    "Snapshot",
+    "StatisticsView",
     "World",
     "WorldSettings",
 ]

@@ -20,6 +20,8 @@ import msgspec
 from aiohttp import web
 
 from steadybot.clock import Clock, SystemClock
+from steadybot.constants import LOADING_FLAG
+from steadybot.emulator.control import ControlRoutes
 from steadybot.emulator.errors import EmulatedError
 from steadybot.emulator.faults import FaultInjector
 from steadybot.emulator.interactions import (
@@ -29,6 +31,7 @@ from steadybot.emulator.interactions import (
 )
 from steadybot.emulator.ratelimits import RateLimiter, RateLimitSettings
 from steadybot.emulator.rest import API_PREFIX, EmulatorApi
+from steadybot.emulator.views import Action, InteractionView, Snapshot, StatisticsView
 from steadybot.emulator.world import World, WorldSettings
 
 __all__ = ["DELIVERY_TIMEOUT", "Emulator", "EmulatorStatistics"]
@@ -108,7 +111,11 @@ class Emulator:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self._host, self._port))
         self._port = sock.getsockname()[1]
-        self._runner = web.AppRunner(self._api.application(), access_log=None)
+        app = self._api.application()
+        ControlRoutes(
+            act=self.act, snapshot=self.snapshot, set_endpoint=self.set_interactions_endpoint
+        ).register(app)
+        self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.SockSite(self._runner, sock).start()
         self._session = aiohttp.ClientSession()
@@ -177,8 +184,110 @@ class Emulator:
             "guild_id": self.guild_id,
             "channel_ids": self.channel_ids,
             "staff_role_id": self.world.staff_role_id,
+            "user_ids": self.user_ids,
             "interactions_endpoint_url": self.world.interactions_endpoint_url or None,
         }
+
+    # --- one interface for crowds, in-process or over HTTP ------------------------------
+
+    async def act(self, action: Action) -> InteractionView:
+        """Perform a user's action (see :class:`~steadybot.emulator.views.Action`)."""
+        if action.user_id not in self.world.members:
+            raise KeyError(f"no member {action.user_id}")
+        if action.kind == "command":
+            interaction = await self.send_command(
+                action.name,
+                user_id=action.user_id,
+                channel_id=action.channel_id,
+                options=action.options,
+            )
+        elif action.kind == "click":
+            interaction = await self.click_button(
+                action.custom_id, message_id=action.message_id, user_id=action.user_id
+            )
+        elif action.kind == "pick":
+            interaction = await self.pick_select(
+                action.custom_id,
+                action.values,
+                message_id=action.message_id,
+                user_id=action.user_id,
+            )
+        else:
+            interaction = await self.submit_modal(
+                action.custom_id,
+                action.fields,
+                user_id=action.user_id,
+                channel_id=action.channel_id,
+            )
+        return self.view(interaction)
+
+    def view(self, interaction: EmulatedInteraction) -> InteractionView:
+        """A read-only view of ``interaction`` now."""
+        self.ledger.refresh(interaction)
+        original = (
+            self.ledger.webhook_message_or_none(interaction, "@original")
+            if interaction.original_message_id is not None
+            else None
+        )
+        loading = original is not None and bool(original["flags"] & LOADING_FLAG)
+        if interaction.ack_type == 5:
+            answered = original is not None and not loading
+        elif interaction.ack_type == 6:
+            answered = original is not None and original.get("edited_timestamp") is not None
+        else:
+            answered = False
+        return InteractionView(
+            id=interaction.id,
+            type=interaction.type,
+            user_id=interaction.user_id,
+            channel_id=interaction.channel_id,
+            outcome=interaction.outcome.value,
+            ack_type=interaction.ack_type,
+            ack_via=interaction.ack_via,
+            ack_latency=interaction.ack_latency,
+            original_message_id=interaction.original_message_id,
+            followup_ids=list(interaction.followup_ids),
+            double_acknowledged=interaction.double_acknowledged,
+            expired_calls=interaction.expired_calls,
+            owed=(
+                interaction.ack_type in (5, 6)
+                and not (answered or interaction.followup_ids)
+                and not interaction.expired_calls
+            ),
+            answered_after_defer=answered or bool(interaction.followup_ids),
+        )
+
+    def snapshot(self, ids: list[str] | None = None, full: bool = True) -> Snapshot:
+        """Views of the interactions ``ids`` (all when None) and, when ``full``, the
+        channels, messages and counters a scenario's checks read."""
+        chosen = (
+            self._interactions
+            if ids is None
+            else [i for i in (self.ledger.get(x) for x in ids) if i is not None]
+        )
+        stats = self.statistics()
+        world = self.world
+        return Snapshot(
+            interactions={i.id: self.view(i) for i in chosen},
+            channels=list(world.channels.values()) if full else [],
+            messages={cid: self.messages(cid) for cid in world.messages} if full else {},
+            ephemeral={uid: list(ms) for uid, ms in world.ephemeral.items()} if full else {},
+            dm_channels=dict(world.dm_channels) if full else {},
+            statistics=StatisticsView(
+                delivered=stats.delivered,
+                acknowledged_in_time=stats.acknowledged_in_time,
+                failed=stats.failed,
+                double_acknowledged=stats.double_acknowledged,
+                rate_limited=stats.rate_limited,
+                faults_injected=stats.faults_injected,
+                rest_requests=stats.rest_requests,
+            ),
+        )
+
+    async def post_message(self, channel_id: str, body: JSON) -> JSON:
+        """Post a message as the bot (scenario setup), as ``POST .../messages`` would."""
+        message = self.world.create_message(channel_id, body, author=self.world.bot_user)
+        return message
 
     def set_interactions_endpoint(self, url: str) -> None:
         """Where interactions are POSTed (unchecked; PATCH applications/@me checks)."""

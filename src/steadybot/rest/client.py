@@ -42,7 +42,7 @@ from steadybot.errors import (
     TransportError,
     Unauthorized,
 )
-from steadybot.models import Channel, Message
+from steadybot.models import Channel, Message, Role
 from steadybot.resilience.retry import RetryPolicy
 from steadybot.rest import routes
 from steadybot.rest.ratelimit import NoRateLimiter, RateLimiter
@@ -376,6 +376,10 @@ class RestClient:
     async def list_guild_channels(self, guild_id: str) -> list[Channel]:
         route = routes.GUILD_LIST_CHANNELS.compile(guild_id=guild_id)
         return await self._json(route, list[Channel])
+
+    async def list_guild_roles(self, guild_id: str) -> list[Role]:
+        route = routes.GUILD_LIST_ROLES.compile(guild_id=guild_id)
+        return await self._json(route, list[Role])
 
     async def create_guild_channel(
         self, guild_id: str, body: JSONBody, *, reason: str | None = None

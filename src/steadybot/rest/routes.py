@@ -22,6 +22,7 @@ __all__ = [
     "GET_CURRENT_USER",
     "GUILD_CREATE_CHANNEL",
     "GUILD_LIST_CHANNELS",
+    "GUILD_LIST_ROLES",
     "INTERACTION_CALLBACK",
     "USER_CREATE_DM",
     "WEBHOOK_CREATE_MESSAGE",
@@ -111,6 +112,7 @@ CHANNEL_GET_MESSAGE = Route("GET", "/channels/{channel_id}/messages/{message_id}
 CHANNEL_EDIT_MESSAGE = Route("PATCH", "/channels/{channel_id}/messages/{message_id}")
 CHANNEL_DELETE_MESSAGE = Route("DELETE", "/channels/{channel_id}/messages/{message_id}")
 GUILD_LIST_CHANNELS = Route("GET", "/guilds/{guild_id}/channels")
+GUILD_LIST_ROLES = Route("GET", "/guilds/{guild_id}/roles")
 GUILD_CREATE_CHANNEL = Route("POST", "/guilds/{guild_id}/channels")
 USER_CREATE_DM = Route("POST", "/users/@me/channels")
 GET_CURRENT_USER = Route("GET", "/users/@me")

@@ -1,0 +1,79 @@
+"""Read-only views of the emulator's state, the same in-process and over HTTP.
+
+Crowds and scenario checks read these instead of the emulator's live objects, so one
+scenario runs against an emulator in the same process or a standalone one behind
+``/_emulator/act`` and ``/_emulator/snapshot`` alike. They are msgspec structs: the
+JSON the control API sends decodes straight back into them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+__all__ = ["Action", "InteractionView", "Snapshot", "StatisticsView"]
+
+JSON = dict[str, Any]
+
+
+class Action(msgspec.Struct, kw_only=True, frozen=True):
+    """One thing a simulated user does."""
+
+    kind: Literal["command", "click", "pick", "modal"]
+    user_id: str
+    name: str = ""  # command name
+    custom_id: str = ""  # button, select or modal
+    message_id: str = ""  # the message a button or select sits on
+    channel_id: str | None = None
+    options: list[JSON] = msgspec.field(default_factory=list)
+    values: list[str] = msgspec.field(default_factory=list)
+    fields: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class InteractionView(msgspec.Struct, kw_only=True, frozen=True):
+    """One interaction as Discord saw it."""
+
+    id: str
+    type: int
+    user_id: str
+    channel_id: str
+    outcome: Literal["pending", "acknowledged", "failed"]
+    ack_type: int | None
+    ack_via: str | None
+    ack_latency: float | None  # seconds from the event to the initial response
+    original_message_id: str | None
+    followup_ids: list[str]
+    double_acknowledged: int
+    expired_calls: int
+    owed: bool  # deferred (type 5/6), not answered yet, token not expired
+    answered_after_defer: bool  # deferred (type 5/6), then answered in the token's life
+
+
+class StatisticsView(msgspec.Struct, kw_only=True, frozen=True):
+    """The emulator's counters."""
+
+    delivered: int
+    acknowledged_in_time: int
+    failed: int
+    double_acknowledged: int
+    rate_limited: dict[str, int]
+    faults_injected: int
+    rest_requests: int
+
+
+class Snapshot(msgspec.Struct, kw_only=True, frozen=True):
+    """The state a scenario's checks judge: interactions, channels, messages, counters."""
+
+    interactions: dict[str, InteractionView]
+    channels: list[JSON]
+    messages: dict[str, list[JSON]]  # channel id → messages, oldest first
+    ephemeral: dict[str, list[JSON]]  # user id → ephemeral messages
+    dm_channels: dict[str, str]  # user id → DM channel id
+    statistics: StatisticsView
+
+    def channel_messages(self, channel_id: str) -> list[JSON]:
+        return self.messages.get(channel_id, [])
+
+    def ephemeral_messages(self, user_id: str) -> list[JSON]:
+        return self.ephemeral.get(user_id, [])
