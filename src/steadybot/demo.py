@@ -29,7 +29,7 @@ from steadybot.crowd.render import report_table
 from steadybot.emulator import BucketLimit, Emulator, RateLimitSettings
 from steadybot.serving import serve_in_process
 
-__all__ = ["DemoOptions", "main", "run_demo"]
+__all__ = ["DemoOptions", "load_story", "main", "run_demo"]
 
 STORY_MODULE = "examples.applications"
 # Discord allows only a handful of channel creations per 10 s per guild; a few hundred
@@ -48,7 +48,7 @@ class DemoOptions:
     json_path: Path | None = None
 
 
-def _load_story(emulator: Emulator) -> ModuleType:
+def load_story(emulator: Emulator) -> ModuleType:
     """Import (or re-import) the story with settings pointing at ``emulator``."""
     os.environ.update(
         {
@@ -75,7 +75,7 @@ async def _run_story(options: DemoOptions, *, naive: bool, out: Console) -> Crow
         rate_limits=limits,
     )
     async with emulator:
-        module = _load_story(emulator)
+        module = load_story(emulator)
         bot: Bot = module.naive_bot if naive else module.bot
         scenario: Scenario = module.scenario
         served = await serve_in_process(bot.asgi())
