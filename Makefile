@@ -32,6 +32,7 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null || (apt-get install -y wrk >/dev/null 2>&1 || sudo apt-get install -y wrk) \
 		|| (echo "make bench needs wrk: apt-get install wrk" >&2; exit 1)
 	$(BIN)/python benchmarks/endpoint/run.py
+	$(BIN)/python benchmarks/emulator/run.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
