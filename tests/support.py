@@ -104,6 +104,9 @@ class RecordingSink:
     async def settled(self) -> None:
         return None
 
+    def expire(self) -> None:
+        return None
+
     @property
     def types(self) -> list[object]:
         return [body["type"] for body in self.bodies]

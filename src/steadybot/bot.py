@@ -135,43 +135,58 @@ class Bot:
         """Start handling ``payload`` as a tracked task; the sink gets the initial response."""
         if isinstance(payload, PingInteraction):
             raise ValueError("PING is answered by the front door")
-        task = asyncio.create_task(
-            self._handle(payload, arrived_at, sink), name=f"steadybot-interaction-{payload.id}"
-        )
+        task = asyncio.create_task(self.handle(payload, arrived_at=arrived_at, sink=sink))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _handle(
-        self, payload: AnyInteraction, arrived_at: float, sink: InitialResponseSink
+    async def handle(
+        self, payload: AnyInteraction, *, arrived_at: float, sink: InitialResponseSink
     ) -> None:
-        self._counters.add("interactions")
-        match = self._route(payload)
-        responder = Responder(
-            payload,
-            sink=sink,
-            rest=self.rest,
-            clock=self.clock,
-            settings=self.settings,
-            counters=self._counters,
-            arrived_at=arrived_at,
-            ephemeral=match.handler.ephemeral if match else True,
-        )
-        interaction = Interaction(
-            payload, responder, rest=self.rest, clock=self.clock, args=match.args if match else None
-        )
-        if match is None:
-            await self._answer_unknown(interaction)
-            return
-        values: Mapping[str, object] = {**interaction.options, **match.args}
-        await run_handler(
-            match.handler,
-            interaction,
-            values,
-            clock=self.clock,
-            settings=self.settings,
-            counters=self._counters,
-        )
+        """Handle ``payload`` in the current task (the HTTP front door's request task, or
+        :meth:`dispatch`'s), tracked for shutdown until the handler is done."""
+        if isinstance(payload, PingInteraction):
+            raise ValueError("PING is answered by the front door")
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            self._counters.add("interactions")
+            match = self._route(payload)
+            responder = Responder(
+                payload,
+                sink=sink,
+                rest=self.rest,
+                clock=self.clock,
+                settings=self.settings,
+                counters=self._counters,
+                arrived_at=arrived_at,
+                ephemeral=match.handler.ephemeral if match else True,
+            )
+            interaction = Interaction(
+                payload,
+                responder,
+                rest=self.rest,
+                clock=self.clock,
+                args=match.args if match else None,
+            )
+            if match is None:
+                await self._answer_unknown(interaction)
+                return
+            values: Mapping[str, object] = (
+                {**interaction.options, **match.args} if match.args else interaction.options
+            )
+            await run_handler(
+                match.handler,
+                interaction,
+                values,
+                clock=self.clock,
+                settings=self.settings,
+                counters=self._counters,
+            )
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
 
     def _route(self, payload: AnyInteraction) -> RouteMatch[HandlerSpec] | None:
         router = self._router

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import math
 import sys
 from pathlib import Path
 from typing import cast
@@ -53,10 +54,16 @@ def serve(target: str, host: str, port: int, log_level: str) -> None:
     """Serve TARGET (MODULE:ATTRIBUTE, a Bot or an ASGI app) on POST /interactions."""
     import uvicorn
 
+    from steadybot.bot import Bot
+
     try:
-        app = load_app(target)
+        loaded = load_app_object(target)
+        app = loaded.asgi() if isinstance(loaded, Bot) else loaded
     except ValueError as exc:  # bad settings, e.g. a malformed public key
         raise click.ClickException(str(exc)) from None
+    # Handlers run in their request's task: uvicorn waits for those tasks on shutdown,
+    # so its grace period is the bot's (then cut-off handlers tell their users).
+    grace = math.ceil(loaded.settings.shutdown_grace) if isinstance(loaded, Bot) else None
     uvicorn.run(
         app,  # type: ignore[arg-type]
         host=host,
@@ -66,7 +73,7 @@ def serve(target: str, host: str, port: int, log_level: str) -> None:
         lifespan="on",
         loop="uvloop",
         http="httptools",
-        timeout_graceful_shutdown=None,
+        timeout_graceful_shutdown=grace,
     )
 
 

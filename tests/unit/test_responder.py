@@ -344,6 +344,9 @@ class GatedSink:
         if self.accepted:
             await self.gate.wait()
 
+    def expire(self) -> None:
+        return None
+
 
 @pytest.mark.parametrize("first", ["defer", "respond", "update", "progress"])
 @pytest.mark.parametrize("second", ["defer", "respond", "update", "progress"])
@@ -413,3 +416,29 @@ async def test_progress_on_a_component_uses_one_followup_then_the_answer_replace
     assert methods[0] == ("POST", "W")
     assert all(m == "PATCH" and p.startswith("W/messages/") for m, p in methods[1:])
     assert h.discord.calls[-1].json == {"content": "done"}
+
+
+async def test_the_state_lock_is_fifo_and_survives_a_cancelled_waiter() -> None:
+    h = harness()
+    r = h.responder(command())
+    order: list[str] = []
+    gate = asyncio.Event()
+
+    async def hold(name: str) -> None:
+        async with r._locked():
+            order.append(name)
+            if name == "first":
+                await gate.wait()
+
+    first = asyncio.create_task(hold("first"))
+    await h.clock.settle()
+    second = asyncio.create_task(hold("second"))
+    third = asyncio.create_task(hold("third"))
+    fourth = asyncio.create_task(hold("fourth"))
+    await h.clock.settle()
+    third.cancel()
+    gate.set()
+    await asyncio.gather(first, second, fourth)
+    assert third.cancelled()
+    assert order == ["first", "second", "fourth"]
+    assert not r._busy

@@ -1,4 +1,4 @@
-"""HttpReplySink: the hand-over between a handler and the HTTP request waiting on it."""
+"""HttpReplySink: exactly one HTTP reply, written by whoever answers first."""
 
 from __future__ import annotations
 
@@ -10,40 +10,77 @@ from steadybot.clock import ManualClock
 from steadybot.interactions.sinks import HttpReplySink, InitialResponseRejected
 
 
-async def test_reply_is_handed_over_and_settled_waits_for_the_write() -> None:
-    clock = ManualClock()
-    sink = HttpReplySink(clock, flush_timeout=1.0)
+class Writer:
+    """Records replies; can hold a write open to force interleavings."""
+
+    def __init__(self) -> None:
+        self.replies: list[tuple[int, bytes]] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def __call__(self, status: int, body: bytes) -> None:
+        await self.gate.wait()
+        self.replies.append((status, body))
+
+
+async def test_the_answer_is_written_at_once_and_a_second_is_rejected() -> None:
+    writer = Writer()
+    sink = HttpReplySink(writer, ManualClock(), flush_timeout=1.0)
     await sink.settled()  # nothing handed over yet: returns at once
-    waiting = asyncio.ensure_future(sink.wait_reply(clock.monotonic() + 3))
     await sink.send({"type": 4})
     assert sink.accepted
-    assert await waiting == {"type": 4}
+    assert writer.replies == [(200, b'{"type":4}')]
+    with pytest.raises(InitialResponseRejected):
+        await sink.send({"type": 5})
+    sink.expire()  # the deadline timer firing late changes nothing
+    await sink.close()
+    assert len(writer.replies) == 1
+
+
+async def test_settled_waits_for_a_reply_still_being_written() -> None:
+    clock = ManualClock()
+    writer = Writer()
+    writer.gate.clear()
+    sink = HttpReplySink(writer, clock, flush_timeout=1.0)
+    sending = asyncio.ensure_future(sink.send({"type": 5}))
+    await clock.settle()
     settled = asyncio.ensure_future(sink.settled())
     await clock.settle()
     assert not settled.done(), "a REST call must wait until the reply is written"
-    sink.mark_flushed()
+    writer.gate.set()
     await clock.settle()
     assert settled.done()
+    assert sending.done()
 
 
 async def test_settled_gives_up_after_the_flush_timeout() -> None:
     clock = ManualClock()
-    sink = HttpReplySink(clock, flush_timeout=1.0)
-    await sink.send({"type": 5})
+    writer = Writer()
+    writer.gate.clear()
+    sink = HttpReplySink(writer, clock, flush_timeout=1.0)
+    sending = asyncio.ensure_future(sink.send({"type": 5}))
     settled = asyncio.ensure_future(sink.settled())
     await clock.advance(0.9)
     assert not settled.done()
     await clock.advance(0.2)
     assert settled.done()
+    writer.gate.set()
+    await sending
 
 
-async def test_no_reply_by_the_deadline_closes_the_sink() -> None:
-    clock = ManualClock()
-    sink = HttpReplySink(clock, flush_timeout=1.0)
-    waiting = asyncio.ensure_future(sink.wait_reply(clock.monotonic() + 3))
-    await clock.advance(3)
-    assert await waiting is None
+async def test_the_deadline_writes_a_failure_and_later_answers_are_rejected() -> None:
+    writer = Writer()
+    sink = HttpReplySink(writer, ManualClock(), flush_timeout=1.0)
+    sink.expire()
     with pytest.raises(InitialResponseRejected):
         await sink.send({"type": 4})
     assert not sink.accepted
-    assert clock.pending_sleepers == 0
+    await sink.close()
+    assert [status for status, _ in writer.replies] == [500]
+
+
+async def test_close_without_any_answer_writes_a_failure() -> None:
+    writer = Writer()
+    sink = HttpReplySink(writer, ManualClock(), flush_timeout=1.0)
+    await sink.close()
+    assert [status for status, _ in writer.replies] == [500]

@@ -9,23 +9,25 @@ signature check, a msgspec decode and a JSON reply. The steps, in order:
 3. Ed25519 signature + timestamp window (bad → 401);
 4. msgspec decode and validation (bad → 400 with the reason, never a stack trace);
 5. PING → ``{"type": 1}``; while shutting down → 503;
-6. the handler starts as a tracked task; the request waits for its initial response
-   (answer, or the defer the runtime sends at the defer point) and replies with it;
-   the handler goes on after the reply.
+6. the handler runs in the request's own task (tracked by the bot for shutdown); its
+   initial response (answer, or the defer the runtime sends at the defer point) is
+   written as the reply at once, and the handler goes on after it.
 
 Lifespan events start and close the bot (graceful shutdown).
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from steadybot.constants import INITIAL_RESPONSE_DEADLINE, CallbackType
+from steadybot.constants import CallbackType
 from steadybot.errors import PayloadError, SignatureError
 from steadybot.http.signature import SignatureVerifier
 from steadybot.interactions.payload import PingInteraction, decode_interaction
@@ -70,12 +72,11 @@ class InteractionsApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind == "http":
-            await self._http(scope, receive, send)
-        elif kind == "lifespan":
+        if kind == "lifespan":
             await self._lifespan(receive, send)
-
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+            return
+        if kind != "http":
+            return
         path = scope["path"]
         if path == self._path:
             if scope["method"] != "POST":
@@ -124,19 +125,19 @@ class InteractionsApp:
         if not self._bot.accepting:
             await _reply(send, 503, {"error": "shutting down"})
             return
-        sink = HttpReplySink(clock, flush_timeout=self._bot.settings.reply_flush_timeout)
-        self._bot.dispatch(payload, arrived_at=arrived_at, sink=sink)
-        reply = await sink.wait_reply(arrived_at + INITIAL_RESPONSE_DEADLINE)
-        if reply is None:
-            # The runtime could not produce an answer in time (defer='never' and a slow
-            # handler); Discord has already shown the failure. The handler goes on and
-            # its answer takes the fallback route.
-            await _reply(send, 500, {"error": "no initial response within the deadline"})
-            return
+        sink = HttpReplySink(
+            partial(_send_raw, send), clock, flush_timeout=self._bot.settings.reply_flush_timeout
+        )
         try:
-            await _send_raw(send, 200, _encode(reply))
+            # The handler runs in this request's task, after the reply too: no hand-over
+            # between tasks on the hot path. The bot tracks the task for shutdown.
+            await self._bot.handle(payload, arrived_at=arrived_at, sink=sink)
+        except asyncio.CancelledError:
+            # Shutdown cut the handler off (it has told the user); end the request
+            # quietly rather than as a server error.
+            log.info("interaction %s cancelled by shutdown", payload.id)
         finally:
-            sink.mark_flushed()
+            await sink.close()
 
     async def _read_body(self, receive: Receive) -> bytes:
         chunks: list[bytes] = []

@@ -13,7 +13,6 @@ was deferred, so a handler that becomes fast again stops being deferred early.
 
 from __future__ import annotations
 
-import bisect
 import enum
 import math
 from collections import deque
@@ -50,38 +49,43 @@ class LatencyTracker:
         if not 0 < percentile <= 1:
             raise ValueError(f"percentile must be in (0, 1], got {percentile}")
         self._samples: deque[float] = deque(maxlen=window)
-        self._ordered: list[float] = []  # the same samples, kept sorted: no sort per request
         self._min_samples = min_samples
         self._percentile = percentile
-        self._slow_budget: float | None = None  # cached verdict: on the hot path
-        self._slow = False
+        # On the hot path only "is the percentile above the budget?" is asked, always with
+        # the same budget; counting the samples above it answers in O(1) per request.
+        self._budget: float | None = None
+        self._above = 0
 
     def record(self, seconds: float) -> None:
         """Add one observed latency."""
         value = max(0.0, seconds)
-        if len(self._samples) == self._samples.maxlen:
-            del self._ordered[bisect.bisect_left(self._ordered, self._samples[0])]
-        self._samples.append(value)
-        bisect.insort(self._ordered, value)
-        self._slow_budget = None
+        samples = self._samples
+        if self._budget is not None:
+            if len(samples) == samples.maxlen and samples[0] > self._budget:
+                self._above -= 1
+            if value > self._budget:
+                self._above += 1
+        samples.append(value)
 
     def percentile(self, fraction: float) -> float | None:
         """The nearest-rank percentile of the window, or None when it is empty."""
         if not self._samples:
             return None
-        ordered = self._ordered
+        ordered = sorted(self._samples)
         rank = max(1, math.ceil(fraction * len(ordered)))
         return ordered[rank - 1]
 
     def predicts_slow(self, budget: float) -> bool:
         """Whether recent latency says this handler will not answer within ``budget``."""
-        if len(self._samples) < self._min_samples:
+        count = len(self._samples)
+        if count < self._min_samples:
             return False
-        if self._slow_budget != budget:
-            value = self.percentile(self._percentile)
-            self._slow = value is not None and value > budget
-            self._slow_budget = budget
-        return self._slow
+        if budget != self._budget:
+            self._budget = budget
+            self._above = sum(1 for value in self._samples if value > budget)
+        # The rank-th smallest sample exceeds the budget iff fewer than rank are within it.
+        rank = max(1, math.ceil(self._percentile * count))
+        return count - self._above < rank
 
     def statistics(self, budget: float) -> LatencyStatistics:
         """A frozen snapshot for metrics and health."""

@@ -6,7 +6,6 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
-from steadybot.interactions.context import Interaction
 from steadybot.interactions.defer import DeferMode, LatencyTracker
 
 __all__ = ["Handler", "HandlerSpec"]
@@ -58,6 +57,3 @@ class HandlerSpec:
             elif name not in self._defaults:
                 found[name] = None
         return found
-
-    async def call(self, interaction: Interaction, values: Mapping[str, object]) -> None:
-        await self.func(interaction, **self.arguments(values))

@@ -34,6 +34,7 @@ is raised and the loss is counted and logged as an error.
 from __future__ import annotations
 
 import asyncio
+import collections
 import enum
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -138,7 +139,10 @@ class Responder:
         self._arrived_at = arrived_at
         self._ephemeral_default = ephemeral
         self._state = ResponderState.PENDING
-        self._lock: asyncio.Lock | None = None  # made on first use, inside the running loop
+        # The lock's state lives here, not in a lock object pointing back at us: no
+        # reference cycle per interaction for the garbage collector to chase.
+        self._busy = False
+        self._waiters: collections.deque[asyncio.Future[None]] | None = None
         self._first_answer_at: float | None = None
         self._original: Message | None = None
         self._progress: ProgressReporter | None = None
@@ -397,6 +401,12 @@ class Responder:
             reason="deferred_early" if early else "deferred_automatically",
         )
 
+    def window_closed(self) -> None:
+        """The 3 s window closed (a clock timer): if nothing was sent, stop the sink
+        waiting; the state moves to MISSED on the next operation."""
+        if self._state is S.PENDING:
+            self._sink.expire()
+
     async def finish(self) -> None:
         """After the handler: acknowledge what it left unanswered, stop progress."""
         if self._state not in (S.PENDING, S.DEFERRED_MESSAGE):
@@ -562,9 +572,9 @@ class Responder:
         self, kind: CallbackType, data: Mapping[str, object] | None, target: ResponderState
     ) -> None:
         """Send the one initial response; on a closed window move to MISSED instead."""
-        body: dict[str, object] = {"type": int(kind)}
+        body: dict[str, object] = {"type": kind.value}
         if data is not None:
-            body["data"] = dict(data)
+            body["data"] = data  # built for this call by the caller: no copy needed
         try:
             await self._sink.send(body)
         except InitialResponseRejected as exc:
@@ -677,9 +687,7 @@ class Responder:
             self._progress.close()
 
     def _locked(self) -> _StateLock:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        return _StateLock(self, self._lock)
+        return _StateLock(self)
 
     def _apply_clocks(self) -> None:
         now = self._clock.monotonic()
@@ -703,7 +711,8 @@ class Responder:
     def _move(self, target: ResponderState) -> None:
         if target not in _TRANSITIONS[self._state]:
             raise IllegalTransition(f"transition to {target.name}", self._state.name)
-        log.debug("interaction %s: %s -> %s", self._payload.id, self._state.name, target.name)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("interaction %s: %s -> %s", self._payload.id, self._state.name, target.name)
         self._state = target
 
     def _mark_answer(self) -> None:
@@ -718,17 +727,47 @@ class Responder:
 
 
 class _StateLock:
-    """``async with``: take the responder's lock, then apply the clocks to its state."""
+    """``async with``: take the responder's lock, then apply the clocks to its state.
 
-    __slots__ = ("_lock", "_responder")
+    A FIFO lock of our own rather than :class:`asyncio.Lock`: nearly every interaction
+    takes it uncontended once or twice on the hot path, and then it costs one flag and
+    no extra coroutine; only contention makes futures. The state (``_busy``,
+    ``_waiters``) is the responder's; this object lives for one ``async with``.
+    """
 
-    def __init__(self, responder: Responder, lock: asyncio.Lock) -> None:
+    __slots__ = ("_responder",)
+
+    def __init__(self, responder: Responder) -> None:
         self._responder = responder
-        self._lock = lock
 
     async def __aenter__(self) -> None:
-        await self._lock.acquire()
-        self._responder._apply_clocks()
+        r = self._responder
+        if r._busy or r._waiters:
+            if r._waiters is None:
+                r._waiters = collections.deque()
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            r._waiters.append(waiter)
+            try:
+                await waiter  # the releaser hands the lock over: _busy stays True
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._release()  # handed over, but we are leaving: pass it on
+                elif waiter in r._waiters:
+                    r._waiters.remove(waiter)
+                raise
+        else:
+            r._busy = True
+        r._apply_clocks()
 
     async def __aexit__(self, *exc_info: object) -> None:
-        self._lock.release()
+        self._release()
+
+    def _release(self) -> None:
+        r = self._responder
+        waiters = r._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # ownership passes straight to the next waiter
+                return
+        r._busy = False

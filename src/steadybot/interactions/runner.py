@@ -15,10 +15,12 @@ from collections.abc import Mapping
 
 from steadybot.clock import Clock, Timer
 from steadybot.config import Settings
+from steadybot.constants import INITIAL_RESPONSE_DEADLINE
 from steadybot.errors import IllegalTransition, InteractionExpired, UserFacingError
 from steadybot.interactions.context import Interaction
 from steadybot.interactions.defer import DeferMode
 from steadybot.interactions.handlers import HandlerSpec
+from steadybot.interactions.responder import Responder
 from steadybot.interactions.statistics import RuntimeCounters
 
 __all__ = ["run_handler"]
@@ -37,23 +39,10 @@ async def run_handler(
 ) -> None:
     """Run ``spec`` for ``interaction`` and make sure the interaction is answered."""
     responder = interaction.responder
-    timer: Timer | None = None
     deferral: list[asyncio.Task[bool]] = []
-    if spec.defer is DeferMode.NOW:
-        await responder.auto_defer(early=False)
-    elif spec.defer is DeferMode.AUTO:
-        if spec.tracker.predicts_slow(settings.defer_after):
-            await responder.auto_defer(early=True)
-        else:
-            # A timer, not a sleeping task: most handlers answer first and it is
-            # cancelled, which costs next to nothing on the hot path.
-            def defer_now() -> None:
-                deferral.append(asyncio.ensure_future(responder.auto_defer(early=False)))
-
-            delay = responder.arrived_at + settings.defer_after - clock.monotonic()
-            timer = clock.call_later(delay, defer_now)
+    timer = await _apply_policy(spec, responder, clock=clock, settings=settings, into=deferral)
     try:
-        await spec.call(interaction, values)
+        await spec.func(interaction, **spec.arguments(values))
     except UserFacingError as exc:
         log.info("handler %s declined: %s", spec.name, exc.message)
         await _answer_failure(interaction, exc.message)
@@ -80,6 +69,34 @@ async def run_handler(
             log.exception("could not close interaction %s", interaction.id)
         answered_at = responder.first_answer_at or clock.monotonic()
         spec.tracker.record(answered_at - responder.arrived_at)
+
+
+async def _apply_policy(
+    spec: HandlerSpec,
+    responder: Responder,
+    *,
+    clock: Clock,
+    settings: Settings,
+    into: list[asyncio.Task[bool]],
+) -> Timer | None:
+    """Defer now, or arm the timer the policy needs (cancelled when the handler ends)."""
+    if spec.defer is DeferMode.NEVER:
+        # Only a handler that never defers can leave the 3 s window without an initial
+        # response; auto and now always send one before it.
+        delay = responder.arrived_at + INITIAL_RESPONSE_DEADLINE - clock.monotonic()
+        return clock.call_later(delay, responder.window_closed)
+    if spec.defer is DeferMode.NOW or spec.tracker.predicts_slow(settings.defer_after):
+        await responder.auto_defer(early=spec.defer is DeferMode.AUTO)
+        return None
+
+    # A timer, not a sleeping task: most handlers answer first and it is cancelled,
+    # which costs next to nothing on the hot path.
+    def defer_now() -> None:
+        into.append(asyncio.ensure_future(responder.auto_defer(early=False)))
+
+    return clock.call_later(
+        responder.arrived_at + settings.defer_after - clock.monotonic(), defer_now
+    )
 
 
 async def _answer_failure(interaction: Interaction, message: str) -> None:

@@ -3,9 +3,10 @@
 Theory: an HTTP-delivered interaction is best answered in the body of the HTTP reply
 (no extra request, nothing to rate-limit). The responder does not know which front door
 the interaction came through; it hands the initial response to a sink.
-:class:`HttpReplySink` passes it to the waiting ASGI request and then waits until the
-reply is written, so that a REST call made right after a defer (PATCH @original) does
-not overtake the reply that creates the original. :class:`CallbackSink` POSTs it to
+:class:`HttpReplySink` writes it as the reply of the ASGI request; a REST call made
+right after a defer (PATCH @original) first waits until that reply is written
+(:meth:`HttpReplySink.settled`), so it cannot overtake the reply that creates the
+original. :class:`CallbackSink` POSTs it to
 ``/interactions/{id}/{token}/callback`` (gateway delivery, or after the HTTP reply is
 gone).
 """
@@ -13,7 +14,10 @@ gone).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Protocol
+
+import msgspec
 
 from steadybot.clock import Clock
 from steadybot.errors import DiscordHTTPError, SteadybotError
@@ -22,6 +26,8 @@ from steadybot.rest import RestClient
 __all__ = ["CallbackSink", "HttpReplySink", "InitialResponseRejected", "InitialResponseSink"]
 
 JSONBody = dict[str, object]
+_encode = msgspec.json.encode
+_NO_REPLY = b'{"error":"no initial response within the deadline"}'
 
 
 class InitialResponseRejected(SteadybotError):
@@ -46,61 +52,92 @@ class InitialResponseSink(Protocol):
         """Return once the initial response has reached Discord (or can no longer)."""
         ...
 
+    def expire(self) -> None:
+        """The 3 s window closed with nothing sent: stop waiting (HTTP: reply 500)."""
+        ...
+
 
 class HttpReplySink:
-    """Hands the initial response to the HTTP request that carried the interaction.
+    """Writes the initial response as the HTTP reply, from whichever task answers first.
 
-    On the hot path (one per request), so it uses plain futures and clock timers rather
-    than extra tasks: arming and cancelling a timer costs far less than a task.
+    The handler runs in the request's own task (no extra task, no hand-over future:
+    this is the hot path the endpoint benchmark measures), so an instant answer is
+    written straight from ``send``. A defer sent by the runtime's timer writes the
+    reply from that timer's task while the handler keeps working. Whoever claims the
+    reply first wins: the answer, or :meth:`expire`'s failure at the 3 s deadline.
     """
 
-    def __init__(self, clock: Clock, *, flush_timeout: float) -> None:
+    def __init__(
+        self,
+        write: Callable[[int, bytes], Awaitable[None]],
+        clock: Clock,
+        *,
+        flush_timeout: float,
+    ) -> None:
+        self._write = write
         self._clock = clock
         self._flush_timeout = flush_timeout
-        loop = asyncio.get_running_loop()
-        self._reply: asyncio.Future[JSONBody | None] = loop.create_future()
-        self._flushed: asyncio.Future[None] = loop.create_future()
-        self._closed = False
-        self.accepted = False  # the reply body was handed over (it will be written)
+        self._written = False
+        self._flushed: asyncio.Future[None] | None = None  # made only when someone waits
+        self._failure: asyncio.Future[None] | None = None
+        self.replied = False  # the reply (answer or failure) has been claimed
+        self.accepted = False  # the initial response was claimed: it will be written
 
     async def send(self, body: JSONBody) -> None:
-        if self._closed or self._reply.done():
+        if self.replied:
             raise InitialResponseRejected("the HTTP request is no longer waiting for a reply")
-        self._reply.set_result(body)
-        self.accepted = True
+        self.replied = self.accepted = True
+        try:
+            await self._write(200, _encode(body))
+        finally:
+            self._written = True
+            if self._flushed is not None and not self._flushed.done():
+                self._flushed.set_result(None)
+
+    async def _write_reply(self, status: int, raw: bytes) -> None:
+        try:
+            await self._write(status, raw)
+        finally:
+            self._written = True
+            if self._flushed is not None and not self._flushed.done():
+                self._flushed.set_result(None)
 
     async def settled(self) -> None:
         # Waited for only before a REST call that must not overtake the reply (PATCH
         # @original after a defer); an instant answer never waits here.
-        if not self.accepted or self._flushed.done():
+        if not self.accepted or self._written:
             return  # nothing handed over yet, or already written
-        timer = self._clock.call_later(self._flush_timeout, self.mark_flushed)
+        if self._flushed is None:
+            self._flushed = asyncio.get_running_loop().create_future()
+        flushed = self._flushed
+
+        def give_up() -> None:
+            if not flushed.done():
+                flushed.set_result(None)
+
+        timer = self._clock.call_later(self._flush_timeout, give_up)
         try:
-            await self._flushed
+            await flushed
         finally:
             timer.cancel()
 
-    async def wait_reply(self, deadline: float) -> JSONBody | None:
-        """The body to reply with, or None when ``deadline`` (monotonic) passed first."""
-        if not self._reply.done():
-            timer = self._clock.call_later(deadline - self._clock.monotonic(), self.close)
-            try:
-                await self._reply
-            finally:
-                timer.cancel()
-        return self._reply.result()
+    def expire(self) -> None:
+        """The 3 s deadline passed with nothing claimed: reply with a failure. Discord
+        has already shown it; the handler goes on and its answer takes the fallback."""
+        if self.replied:
+            return
+        self.replied = True
+        self._failure = asyncio.ensure_future(self._write_reply(500, _NO_REPLY))
 
-    def mark_flushed(self) -> None:
-        """Called by the front door once the reply has been written."""
-        if not self._flushed.done():
-            self._flushed.set_result(None)
-
-    def close(self) -> None:
-        """The request stopped waiting; a later send is rejected, not lost silently."""
-        self._closed = True
-        if not self._reply.done():
-            self._reply.set_result(None)
-        self.mark_flushed()
+    async def close(self) -> None:
+        """The handler is done: make sure exactly one reply was written, then return."""
+        if not self.replied:
+            self.replied = True
+            await self._write_reply(500, _NO_REPLY)
+        elif self._failure is not None:
+            await self._failure
+        elif self.accepted and not self._written:
+            await self.settled()
 
 
 class CallbackSink:
@@ -124,3 +161,6 @@ class CallbackSink:
 
     async def settled(self) -> None:
         return None  # the callback POST has returned: Discord has it
+
+    def expire(self) -> None:
+        return None  # nothing waits on this side
