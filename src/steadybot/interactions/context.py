@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
+from typing import Any
 
 from steadybot.clock import Clock
 from steadybot.constants import InteractionType, OptionType
@@ -153,7 +154,7 @@ class Interaction:
 
     # --- answering (see Responder for the state machine) ------------------------------
 
-    async def respond(
+    def respond(
         self,
         content: str | None = None,
         *,
@@ -162,8 +163,11 @@ class Interaction:
         ephemeral: bool | None = None,
         allowed_mentions: Mapping[str, object] | None = None,
         fallback_channel_id: str | None = None,
-    ) -> Message | None:
-        return await self.responder.respond(
+    ) -> Coroutine[Any, Any, Message | None]:
+        """Answer the user (await it); see :meth:`Responder.respond`."""
+        # Returns the responder's coroutine rather than awaiting it: one frame less on
+        # the path every interaction takes.
+        return self.responder.respond(
             content,
             embeds=embeds,
             components=components,

@@ -37,8 +37,8 @@ import asyncio
 import collections
 import enum
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import Any, TypeVar
 
 from steadybot.clock import Clock
 from steadybot.config import Settings
@@ -180,7 +180,7 @@ class Responder:
 
     # --- operations -----------------------------------------------------------------
 
-    async def respond(
+    def respond(
         self,
         content: str | None = None,
         *,
@@ -189,13 +189,12 @@ class Responder:
         ephemeral: bool | None = None,
         allowed_mentions: Mapping[str, object] | None = None,
         fallback_channel_id: str | None = None,
-    ) -> Message | None:
-        """Answer the user: the initial message, the deferred original, or a follow-up.
-
-        Returns the message when Discord returned one (not for an initial response sent
-        as the HTTP reply).
+    ) -> Coroutine[Any, Any, Message | None]:
+        """Answer the user (await it): the initial message, the deferred original, or a
+        follow-up. The result is the message when Discord returned one (not for an
+        initial response sent as the HTTP reply).
         """
-        return await self._answer(
+        return self._answer(
             "respond",
             content,
             embeds,
@@ -407,12 +406,18 @@ class Responder:
         if self._state is S.PENDING:
             self._sink.expire()
 
+    def finish_at_once(self) -> bool:
+        """After the handler, when nothing is owed (answered, or past saving: no state
+        leads back to one that owes): stop progress and return True; otherwise False
+        and :meth:`finish` must run. Synchronous, for the hot path."""
+        if self._state in (S.PENDING, S.DEFERRED_MESSAGE):
+            return False
+        self._close_progress()
+        return True
+
     async def finish(self) -> None:
         """After the handler: acknowledge what it left unanswered, stop progress."""
-        if self._state not in (S.PENDING, S.DEFERRED_MESSAGE):
-            # Answered (or past saving): nothing is owed, and no state can lead back to
-            # one that owes; skip the lock on the hot path.
-            self._close_progress()
+        if self.finish_at_once():
             return
         async with self._locked():
             self._close_progress()

@@ -64,7 +64,8 @@ async def run_handler(
         if deferral:
             await asyncio.gather(*deferral, return_exceptions=True)
         try:
-            await responder.finish()
+            if not responder.finish_at_once():
+                await responder.finish()
         except Exception:
             log.exception("could not close interaction %s", interaction.id)
         answered_at = responder.first_answer_at or clock.monotonic()
