@@ -31,6 +31,7 @@ from steadybot.interactions.routing import CustomIdPattern, RouteMatch, Router, 
 from steadybot.interactions.runner import run_handler
 from steadybot.interactions.sinks import InitialResponseSink
 from steadybot.interactions.statistics import RuntimeCounters, RuntimeStatistics
+from steadybot.interactions.timers import DeadlineQueue
 from steadybot.rest import RestClient, Transport
 
 if TYPE_CHECKING:
@@ -55,12 +56,21 @@ class Bot:
     ) -> None:
         self.settings = settings if settings is not None else Settings()
         self.clock: Clock = clock if clock is not None else SystemClock()
+        self._transport = transport
         self.rest = RestClient.from_settings(self.settings, clock=self.clock, transport=transport)
         self._router: Router[HandlerSpec] = Router()
+        self._deadlines = DeadlineQueue(self.clock)
         self._counters = RuntimeCounters()
         self._tasks: set[asyncio.Task[None]] = set()
         self._accepting = True
         self._app: InteractionsApp | None = None
+
+    def use_clock(self, clock: Clock) -> None:
+        """Run on ``clock`` from now on (tests: share a ManualClock with the emulator).
+        Call before serving; the REST client is rebuilt on the new clock."""
+        self.clock = clock
+        self._deadlines = DeadlineQueue(clock)
+        self.rest = RestClient.from_settings(self.settings, clock=clock, transport=self._transport)
 
     # --- registration -------------------------------------------------------------------
 
@@ -183,6 +193,7 @@ class Bot:
                 clock=self.clock,
                 settings=self.settings,
                 counters=self._counters,
+                deadlines=self._deadlines,
             )
         finally:
             if task is not None:

@@ -10,7 +10,6 @@ from steadybot.clock import ManualClock
 from steadybot.crowd import run_crowd
 from steadybot.demo import load_story
 from steadybot.emulator import BucketLimit, Emulator, RateLimitSettings
-from steadybot.rest import RestClient
 from steadybot.serving import serve_in_process
 
 LIMITS = RateLimitSettings(
@@ -61,8 +60,7 @@ async def test_an_application_whose_token_expired_is_still_confirmed() -> None:
         story = load_story(emulator)
         story.STORE_SECONDS = (901.0, 901.0)  # the store hangs past the token's life
         bot = story.bot
-        bot.clock = clock  # one clock for Discord and the bot, moved by the test
-        bot.rest = RestClient.from_settings(bot.settings, clock=clock)
+        bot.use_clock(clock)  # one clock for Discord and the bot, moved by the test
         served = await serve_in_process(bot.asgi())
         emulator.set_interactions_endpoint(served.url)
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -11,16 +12,20 @@ from steadybot.interactions.sinks import HttpReplySink, InitialResponseRejected
 
 
 class Writer:
-    """Records replies; can hold a write open to force interleavings."""
+    """An ASGI ``send`` that records replies; can hold a write open."""
 
     def __init__(self) -> None:
         self.replies: list[tuple[int, bytes]] = []
         self.gate = asyncio.Event()
         self.gate.set()
+        self._status = 0
 
-    async def __call__(self, status: int, body: bytes) -> None:
+    async def __call__(self, message: dict[str, Any]) -> None:
         await self.gate.wait()
-        self.replies.append((status, body))
+        if message["type"] == "http.response.start":
+            self._status = message["status"]
+        else:
+            self.replies.append((self._status, message["body"]))
 
 
 async def test_the_answer_is_written_at_once_and_a_second_is_rejected() -> None:

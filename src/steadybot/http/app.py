@@ -22,7 +22,6 @@ import asyncio
 import gc
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -31,7 +30,7 @@ from steadybot.constants import CallbackType
 from steadybot.errors import PayloadError, SignatureError
 from steadybot.http.signature import SignatureVerifier
 from steadybot.interactions.payload import PingInteraction, decode_interaction
-from steadybot.interactions.sinks import HttpReplySink
+from steadybot.interactions.sinks import HttpReplySink, response_start
 
 if TYPE_CHECKING:
     from steadybot.bot import Bot
@@ -46,7 +45,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_JSON_HEADERS = [(b"content-type", b"application/json")]
 _PONG = msgspec.json.encode({"type": int(CallbackType.PONG)})
 _encode = msgspec.json.encode
 
@@ -125,9 +123,7 @@ class InteractionsApp:
         if not self._bot.accepting:
             await _reply(send, 503, {"error": "shutting down"})
             return
-        sink = HttpReplySink(
-            partial(_send_raw, send), clock, flush_timeout=self._bot.settings.reply_flush_timeout
-        )
+        sink = HttpReplySink(send, clock, flush_timeout=self._bot.settings.reply_flush_timeout)
         try:
             # The handler runs in this request's task, after the reply too: no hand-over
             # between tasks on the hot path. The bot tracks the task for shutdown.
@@ -186,11 +182,5 @@ async def _reply(send: Send, status: int, body: dict[str, object]) -> None:
 
 
 async def _send_raw(send: Send, status: int, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())],
-        }
-    )
+    await send(response_start(status, body))
     await send({"type": "http.response.body", "body": body})

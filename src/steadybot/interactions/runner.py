@@ -22,6 +22,7 @@ from steadybot.interactions.defer import DeferMode
 from steadybot.interactions.handlers import HandlerSpec
 from steadybot.interactions.responder import Responder
 from steadybot.interactions.statistics import RuntimeCounters
+from steadybot.interactions.timers import DeadlineQueue
 
 __all__ = ["run_handler"]
 
@@ -36,11 +37,14 @@ async def run_handler(
     clock: Clock,
     settings: Settings,
     counters: RuntimeCounters,
+    deadlines: DeadlineQueue,
 ) -> None:
     """Run ``spec`` for ``interaction`` and make sure the interaction is answered."""
     responder = interaction.responder
     deferral: list[asyncio.Task[bool]] = []
-    timer = await _apply_policy(spec, responder, clock=clock, settings=settings, into=deferral)
+    timer = await _apply_policy(
+        spec, responder, clock=clock, settings=settings, deadlines=deadlines, into=deferral
+    )
     try:
         await spec.func(interaction, **spec.arguments(values))
     except UserFacingError as exc:
@@ -78,6 +82,7 @@ async def _apply_policy(
     *,
     clock: Clock,
     settings: Settings,
+    deadlines: DeadlineQueue,
     into: list[asyncio.Task[bool]],
 ) -> Timer | None:
     """Defer now, or arm the timer the policy needs (cancelled when the handler ends)."""
@@ -90,14 +95,12 @@ async def _apply_policy(
         await responder.auto_defer(early=spec.defer is DeferMode.AUTO)
         return None
 
-    # A timer, not a sleeping task: most handlers answer first and it is cancelled,
-    # which costs next to nothing on the hot path.
+    # A shared deadline queue, not a task or a timer each: most handlers answer first
+    # and cancelling is a flag.
     def defer_now() -> None:
         into.append(asyncio.ensure_future(responder.auto_defer(early=False)))
 
-    return clock.call_later(
-        responder.arrived_at + settings.defer_after - clock.monotonic(), defer_now
-    )
+    return deadlines.schedule(responder.arrived_at + settings.defer_after, defer_now)
 
 
 async def _answer_failure(interaction: Interaction, message: str) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 
@@ -23,11 +23,27 @@ from steadybot.clock import Clock
 from steadybot.errors import DiscordHTTPError, SteadybotError
 from steadybot.rest import RestClient
 
-__all__ = ["CallbackSink", "HttpReplySink", "InitialResponseRejected", "InitialResponseSink"]
+__all__ = [
+    "CallbackSink",
+    "HttpReplySink",
+    "InitialResponseRejected",
+    "InitialResponseSink",
+    "response_start",
+]
 
 JSONBody = dict[str, object]
 _encode = msgspec.json.encode
+_JSON = (b"content-type", b"application/json")
 _NO_REPLY = b'{"error":"no initial response within the deadline"}'
+
+
+def response_start(status: int, body: bytes) -> dict[str, Any]:
+    """The ASGI ``http.response.start`` message for a JSON ``body``."""
+    return {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [_JSON, (b"content-length", str(len(body)).encode())],
+    }
 
 
 class InitialResponseRejected(SteadybotError):
@@ -69,12 +85,12 @@ class HttpReplySink:
 
     def __init__(
         self,
-        write: Callable[[int, bytes], Awaitable[None]],
+        send: Callable[[dict[str, Any]], Awaitable[None]],
         clock: Clock,
         *,
         flush_timeout: float,
     ) -> None:
-        self._write = write
+        self._send = send  # the ASGI ``send`` of the request
         self._clock = clock
         self._flush_timeout = flush_timeout
         self._written = False
@@ -87,8 +103,11 @@ class HttpReplySink:
         if self.replied:
             raise InitialResponseRejected("the HTTP request is no longer waiting for a reply")
         self.replied = self.accepted = True
-        try:
-            await self._write(200, _encode(body))
+        raw = _encode(body)
+        send = self._send
+        try:  # the two ASGI messages written here, not in a helper: the hot path
+            await send(response_start(200, raw))
+            await send({"type": "http.response.body", "body": raw})
         finally:
             self._written = True
             if self._flushed is not None and not self._flushed.done():
@@ -96,7 +115,8 @@ class HttpReplySink:
 
     async def _write_reply(self, status: int, raw: bytes) -> None:
         try:
-            await self._write(status, raw)
+            await self._send(response_start(status, raw))
+            await self._send({"type": "http.response.body", "body": raw})
         finally:
             self._written = True
             if self._flushed is not None and not self._flushed.done():
