@@ -31,7 +31,6 @@ from steadybot.interactions.routing import CustomIdPattern, RouteMatch, Router, 
 from steadybot.interactions.runner import run_handler
 from steadybot.interactions.sinks import InitialResponseSink
 from steadybot.interactions.statistics import RuntimeCounters, RuntimeStatistics
-from steadybot.interactions.timers import DeadlineQueue
 from steadybot.rest import RestClient, Transport
 
 if TYPE_CHECKING:
@@ -59,7 +58,6 @@ class Bot:
         self._transport = transport
         self.rest = RestClient.from_settings(self.settings, clock=self.clock, transport=transport)
         self._router: Router[HandlerSpec] = Router()
-        self._deadlines = DeadlineQueue(self.clock)
         self._counters = RuntimeCounters()
         self._tasks: set[asyncio.Task[None]] = set()
         self._accepting = True
@@ -69,7 +67,6 @@ class Bot:
         """Run on ``clock`` from now on (tests: share a ManualClock with the emulator).
         Call before serving; the REST client is rebuilt on the new clock."""
         self.clock = clock
-        self._deadlines = DeadlineQueue(clock)
         self.rest = RestClient.from_settings(self.settings, clock=clock, transport=self._transport)
 
     # --- registration -------------------------------------------------------------------
@@ -193,7 +190,6 @@ class Bot:
                 clock=self.clock,
                 settings=self.settings,
                 counters=self._counters,
-                deadlines=self._deadlines,
             )
         finally:
             if task is not None:
