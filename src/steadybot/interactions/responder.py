@@ -488,7 +488,9 @@ class Responder:
             ephemeral=is_ephemeral,
             allowed_mentions=allowed_mentions,
         )
-        async with self._locked():
+        if not self._try_lock():  # the lock, without a context-manager coroutine
+            await self._wait_lock()
+        try:
             progress_id = None
             if not as_followup:
                 # The final answer replaces the progress message and stops progress.
@@ -514,6 +516,8 @@ class Responder:
             return await self._fallback(
                 body, ephemeral=is_ephemeral, channel_id=fallback_channel_id
             )
+        finally:
+            self._unlock()
 
     async def _send_acknowledged(
         self,
@@ -694,6 +698,39 @@ class Responder:
     def _locked(self) -> _StateLock:
         return _StateLock(self)
 
+    def _try_lock(self) -> bool:
+        """Take the lock if it is free (and apply the clocks); never waits."""
+        if self._busy or self._waiters:
+            return False
+        self._busy = True
+        self._apply_clocks()
+        return True
+
+    async def _wait_lock(self) -> None:
+        """Queue for the lock (FIFO); the releaser hands it over, then the clocks apply."""
+        if self._waiters is None:
+            self._waiters = collections.deque()
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter  # handed over: _busy stays True
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._unlock()  # handed over, but we are leaving: pass it on
+            elif waiter in self._waiters:
+                self._waiters.remove(waiter)
+            raise
+        self._apply_clocks()
+
+    def _unlock(self) -> None:
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # ownership passes straight to the next waiter
+                return
+        self._busy = False
+
     def _apply_clocks(self) -> None:
         now = self._clock.monotonic()
         if self._state is S.PENDING and now >= self._arrived_at + INITIAL_RESPONSE_DEADLINE:
@@ -736,8 +773,9 @@ class _StateLock:
 
     A FIFO lock of our own rather than :class:`asyncio.Lock`: nearly every interaction
     takes it uncontended once or twice on the hot path, and then it costs one flag and
-    no extra coroutine; only contention makes futures. The state (``_busy``,
-    ``_waiters``) is the responder's; this object lives for one ``async with``.
+    no extra coroutine (:meth:`Responder._answer` even skips this object then); only
+    contention makes futures. The state (``_busy``, ``_waiters``) is the responder's;
+    this object lives for one ``async with``.
     """
 
     __slots__ = ("_responder",)
@@ -747,32 +785,8 @@ class _StateLock:
 
     async def __aenter__(self) -> None:
         r = self._responder
-        if r._busy or r._waiters:
-            if r._waiters is None:
-                r._waiters = collections.deque()
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            r._waiters.append(waiter)
-            try:
-                await waiter  # the releaser hands the lock over: _busy stays True
-            except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled():
-                    self._release()  # handed over, but we are leaving: pass it on
-                elif waiter in r._waiters:
-                    r._waiters.remove(waiter)
-                raise
-        else:
-            r._busy = True
-        r._apply_clocks()
+        if not r._try_lock():
+            await r._wait_lock()
 
     async def __aexit__(self, *exc_info: object) -> None:
-        self._release()
-
-    def _release(self) -> None:
-        r = self._responder
-        waiters = r._waiters
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)  # ownership passes straight to the next waiter
-                return
-        r._busy = False
+        self._responder._unlock()

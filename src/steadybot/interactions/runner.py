@@ -40,7 +40,10 @@ async def run_handler(
     """Run ``spec`` for ``interaction`` and make sure the interaction is answered."""
     responder = interaction.responder
     deferral: list[asyncio.Task[bool]] = []
-    timer = await _apply_policy(spec, responder, clock=clock, settings=settings, into=deferral)
+    if spec.defer is DeferMode.AUTO and not spec.tracker.predicts_slow(settings.defer_after):
+        timer: Timer | None = _arm_defer(responder, clock, settings.defer_after, deferral)
+    else:
+        timer = await _apply_policy(spec, responder, clock=clock, settings=settings)
     try:
         await spec.func(interaction, **spec.arguments(values))
     except UserFacingError as exc:
@@ -78,17 +81,21 @@ async def _apply_policy(
     *,
     clock: Clock,
     settings: Settings,
-    into: list[asyncio.Task[bool]],
 ) -> Timer | None:
-    """Defer now, or arm the timer the policy needs (cancelled when the handler ends)."""
+    """``never``/``now``/predicted slow: defer now, or arm the 3 s timer ``never`` needs."""
     if spec.defer is DeferMode.NEVER:
         # Only a handler that never defers can leave the 3 s window without an initial
         # response; auto and now always send one before it.
         delay = responder.arrived_at + INITIAL_RESPONSE_DEADLINE - clock.monotonic()
         return clock.call_later(delay, responder.window_closed)
-    if spec.defer is DeferMode.NOW or spec.tracker.predicts_slow(settings.defer_after):
-        await responder.auto_defer(early=spec.defer is DeferMode.AUTO)
-        return None
+    await responder.auto_defer(early=spec.defer is DeferMode.AUTO)
+    return None
+
+
+def _arm_defer(
+    responder: Responder, clock: Clock, defer_after: float, into: list[asyncio.Task[bool]]
+) -> Timer:
+    """``auto``'s defer at ``arrival + defer_after``; synchronous, for the hot path."""
 
     # A loop timer, not a sleeping task: most handlers answer first and it is
     # cancelled. (One shared heap of deadlines was tried: its cancelled entries piled up
@@ -96,8 +103,7 @@ async def _apply_policy(
     def defer_now() -> None:
         into.append(asyncio.ensure_future(responder.auto_defer(early=False)))
 
-    delay = responder.arrived_at + settings.defer_after - clock.monotonic()
-    return clock.call_later(delay, defer_now)
+    return clock.call_later(responder.arrived_at + defer_after - clock.monotonic(), defer_now)
 
 
 async def _answer_failure(interaction: Interaction, message: str) -> None:
