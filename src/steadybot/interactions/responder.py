@@ -116,6 +116,25 @@ class _TokenDead(Exception):
 class Responder:
     """Answers one interaction, exactly once, by the right route for its state."""
 
+    __slots__ = (  # one per interaction, on the hot path: slots make it cheaper
+        "_arrived_at",
+        "_busy",
+        "_clock",
+        "_counters",
+        "_ephemeral_default",
+        "_first_answer_at",
+        "_original",
+        "_payload",
+        "_progress",
+        "_progress_message_id",
+        "_rest",
+        "_settings",
+        "_sink",
+        "_state",
+        "_waiters",
+        "fallback_channel_id",
+    )
+
     def __init__(
         self,
         payload: AnyInteraction,
