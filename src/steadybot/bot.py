@@ -27,7 +27,7 @@ from steadybot.interactions.payload import (
     PingInteraction,
 )
 from steadybot.interactions.responder import Responder
-from steadybot.interactions.routing import CustomIdPattern, RouteMatch, Router, command_path
+from steadybot.interactions.routing import CustomIdPattern, RouteMatch, Router
 from steadybot.interactions.runner import run_handler
 from steadybot.interactions.sinks import InitialResponseSink
 from steadybot.interactions.statistics import RuntimeCounters, RuntimeStatistics
@@ -159,7 +159,6 @@ class Bot:
             self._tasks.add(task)
         try:
             self._counters.add("interactions")
-            match = self._route(payload)
             responder = Responder(
                 payload,
                 sink=sink,
@@ -168,15 +167,14 @@ class Bot:
                 settings=self.settings,
                 counters=self._counters,
                 arrived_at=arrived_at,
-                ephemeral=match.handler.ephemeral if match else True,
+                ephemeral=True,  # until a handler says otherwise
             )
-            interaction = Interaction(
-                payload,
-                responder,
-                rest=self.rest,
-                clock=self.clock,
-                args=match.args if match else None,
-            )
+            interaction = Interaction(payload, responder, rest=self.rest, clock=self.clock)
+            # Routed from the Interaction, which has parsed the command path once.
+            match = self._route(interaction)
+            if match is not None:
+                responder.ephemeral_default = match.handler.ephemeral
+                interaction.args = match.args
             if match is None:
                 await self._answer_unknown(interaction)
                 return
@@ -195,14 +193,13 @@ class Bot:
             if task is not None:
                 self._tasks.discard(task)
 
-    def _route(self, payload: AnyInteraction) -> RouteMatch[HandlerSpec] | None:
+    def _route(self, interaction: Interaction) -> RouteMatch[HandlerSpec] | None:
         router = self._router
-        if isinstance(payload, CommandInteraction | AutocompleteInteraction):
-            path, leaf = command_path(payload.data.name, payload.data.options)
-            if isinstance(payload, AutocompleteInteraction):
-                focused = next((o.name for o in leaf if o.focused), None)
-                return router.find_autocomplete(path, focused)
-            return router.find_command(path)
+        payload = interaction.payload
+        if isinstance(payload, AutocompleteInteraction):
+            return router.find_autocomplete(interaction.command_path, interaction.focused_option)
+        if isinstance(payload, CommandInteraction):
+            return router.find_command(interaction.command_path)
         if isinstance(payload, ComponentInteraction):
             return router.find_component(payload.data.custom_id)
         if isinstance(payload, ModalSubmitInteraction):

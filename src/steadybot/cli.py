@@ -10,6 +10,8 @@ from typing import cast
 
 import click
 
+from steadybot.emulator.faults import PROFILES
+
 __all__ = ["load_app", "main"]
 
 
@@ -37,6 +39,10 @@ def load_app_object(target: str) -> object:
     except AttributeError:
         raise click.BadParameter(f"{module_name!r} has no attribute {attribute!r}") from None
     return obj
+
+
+FAULT_PROFILE = click.Choice(sorted(PROFILES))
+"""The emulator's fault profiles, as a CLI option type."""
 
 
 @click.group()
@@ -80,7 +86,7 @@ def serve(target: str, host: str, port: int, log_level: str) -> None:
 @main.command()
 @click.option("--users", default=300, show_default=True, type=click.IntRange(1, 5000))
 @click.option("--seconds", default=20.0, show_default=True, type=click.FloatRange(0, 600))
-@click.option("--faults", default="flaky", show_default=True, help="Fault profile: none, flaky.")
+@click.option("--faults", default="flaky", show_default=True, type=FAULT_PROFILE)
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--baseline", is_flag=True, help="Also run the naive handler and compare.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
@@ -90,10 +96,7 @@ def demo(
     """Emulator + the applications bot + a crowd; prints what Discord users saw."""
     from steadybot.demo import DemoOptions
     from steadybot.demo import main as run
-    from steadybot.emulator import PROFILES
 
-    if faults not in PROFILES:
-        raise click.BadParameter(f"unknown profile {faults!r}; known: {', '.join(PROFILES)}")
     options = DemoOptions(
         users=users,
         seconds=seconds,
@@ -110,15 +113,12 @@ def demo(
 @click.option("--port", default=8090, show_default=True, type=int)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--members", default=300, show_default=True, type=click.IntRange(1, 100_000))
-@click.option("--faults", default="none", show_default=True, help="Fault profile: none, flaky.")
+@click.option("--faults", default="none", show_default=True, type=FAULT_PROFILE)
 def emulate(host: str, port: int, seed: int, members: int, faults: str) -> None:
     """Run the local Discord emulator until interrupted; prints what a bot needs."""
     import asyncio
 
-    from steadybot.emulator import PROFILES, Emulator
-
-    if faults not in PROFILES:
-        raise click.BadParameter(f"unknown profile {faults!r}; known: {', '.join(PROFILES)}")
+    from steadybot.emulator import Emulator
 
     async def run() -> None:
         async with Emulator(

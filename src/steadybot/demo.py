@@ -29,13 +29,20 @@ from steadybot.crowd.render import report_table
 from steadybot.emulator import BucketLimit, Emulator, RateLimitSettings
 from steadybot.serving import serve_in_process
 
-__all__ = ["DemoOptions", "load_story", "main", "run_demo"]
+__all__ = ["DemoOptions", "demo_rate_limits", "load_story", "main", "run_demo"]
 
 STORY_MODULE = "examples.applications"
 # Discord allows only a handful of channel creations per 10 s per guild; a few hundred
 # applicants in 20 s need a bigger allowance, so the demo's emulator grants one and
 # says so. Every other limit keeps the emulator's defaults.
 DEMO_CHANNEL_CREATE = BucketLimit(limit=50, window=1.0)
+
+
+def demo_rate_limits() -> RateLimitSettings:
+    """The emulator's default limits, with the demo's channel-creation allowance."""
+    return RateLimitSettings(
+        buckets={**RateLimitSettings().buckets, "channel-create": DEMO_CHANNEL_CREATE}
+    )
 
 
 @dataclass(frozen=True)
@@ -65,14 +72,11 @@ def load_story(emulator: Emulator) -> ModuleType:
 
 
 async def _run_story(options: DemoOptions, *, naive: bool, out: Console) -> CrowdReport:
-    limits = RateLimitSettings(
-        buckets={**RateLimitSettings().buckets, "channel-create": DEMO_CHANNEL_CREATE}
-    )
     emulator = Emulator(
         seed=options.seed,
         members=max(300, options.users),
         faults=options.faults,
-        rate_limits=limits,
+        rate_limits=demo_rate_limits(),
     )
     async with emulator:
         module = load_story(emulator)

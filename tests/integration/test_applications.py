@@ -8,13 +8,11 @@ import pytest
 
 from steadybot.clock import ManualClock
 from steadybot.crowd import run_crowd
-from steadybot.demo import load_story
-from steadybot.emulator import BucketLimit, Emulator, RateLimitSettings
+from steadybot.demo import demo_rate_limits, load_story
+from steadybot.emulator import Emulator
 from steadybot.serving import serve_in_process
 
-LIMITS = RateLimitSettings(
-    buckets={**RateLimitSettings().buckets, "channel-create": BucketLimit(50, 1.0)}
-)
+LIMITS = demo_rate_limits()
 
 
 @pytest.mark.timeout(60)

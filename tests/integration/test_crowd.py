@@ -37,6 +37,19 @@ class PingScenario:
         return {"two interactions per user": Check(answered == 2 * len(users), str(answered))}
 
 
+def answer_ping_and_slowish(bot: Bot) -> None:
+    """/ping answers at once; /slowish passes defer_after, is deferred, then answers."""
+
+    @bot.command("ping")
+    async def ping(interaction: Interaction) -> None:
+        await interaction.respond("pong")
+
+    @bot.command("slowish")
+    async def slowish(interaction: Interaction) -> None:
+        await asyncio.sleep(0.4)
+        await interaction.respond("done")
+
+
 @pytest.fixture
 async def emulator_and_bot() -> AsyncIterator[tuple[Emulator, Bot]]:
     async with Emulator(members=20) as emulator:
@@ -61,15 +74,7 @@ async def test_crowd_report_counts_what_the_emulator_saw(
     emulator_and_bot: tuple[Emulator, Bot],
 ) -> None:
     emulator, bot = emulator_and_bot
-
-    @bot.command("ping")
-    async def ping(interaction: Interaction) -> None:
-        await interaction.respond("pong")
-
-    @bot.command("slowish")
-    async def slowish(interaction: Interaction) -> None:
-        await asyncio.sleep(0.4)  # past defer_after: deferred, then the original is edited
-        await interaction.respond("done")
+    answer_ping_and_slowish(bot)
 
     report = await run_crowd(emulator, PingScenario(), users=8, seconds=0.3, seed=3)
     assert report.interactions == 16
@@ -119,15 +124,7 @@ async def test_the_same_crowd_runs_against_a_standalone_emulator_over_http(
     emulator_and_bot: tuple[Emulator, Bot],
 ) -> None:
     emulator, bot = emulator_and_bot
-
-    @bot.command("ping")
-    async def ping(interaction: Interaction) -> None:
-        await interaction.respond("pong")
-
-    @bot.command("slowish")
-    async def slowish(interaction: Interaction) -> None:
-        await asyncio.sleep(0.4)
-        await interaction.respond("done")
+    answer_ping_and_slowish(bot)
 
     async with RemoteEmulator(emulator.url) as remote:
         assert remote.user_ids == emulator.user_ids

@@ -148,11 +148,12 @@ async def test_options_and_custom_id_arguments_arrive_as_keywords() -> None:
     @bot.component("vote:{poll:int}:{choice}")
     async def vote(ix: Interaction, poll: int, choice: str) -> None:
         seen.append((poll, choice))
+        seen.append(dict(ix.args))  # the same arguments, on the Interaction
         await ix.update("voted")
 
     await (await run(bot, sink, command("give", [{"name": "amount", "type": 4, "value": 5}])))
     await (await run(bot, sink, component("vote:12:yes")))
-    assert seen == [(5, None), (12, "yes")]
+    assert seen == [(5, None), (12, "yes"), {"poll": 12, "choice": "yes"}]
 
 
 def test_registration_errors_are_immediate() -> None:

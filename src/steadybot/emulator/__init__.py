@@ -6,8 +6,8 @@ See :class:`Emulator`. Rules reproduced are listed in ``docs/emulator.md``.
 from steadybot.emulator.faults import PROFILES, FaultInjector, FaultRule
 from steadybot.emulator.interactions import EmulatedInteraction, InteractionOutcome
 from steadybot.emulator.ratelimits import BucketLimit, RateLimiter, RateLimitSettings
-from steadybot.emulator.server import Emulator, EmulatorStatistics
-from steadybot.emulator.views import Action, InteractionView, Snapshot, StatisticsView
+from steadybot.emulator.server import Emulator
+from steadybot.emulator.views import Action, EmulatorStatistics, InteractionView, Snapshot
 from steadybot.emulator.world import World, WorldSettings
 
 __all__ = [
@@ -24,7 +24,6 @@ __all__ = [
     "RateLimitSettings",
     "RateLimiter",
     "Snapshot",
-    "StatisticsView",
     "World",
     "WorldSettings",
 ]

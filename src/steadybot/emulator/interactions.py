@@ -317,10 +317,5 @@ class InteractionLedger:
             raise unknown(ErrorCode.UNKNOWN_MESSAGE)
         message = self._world.find_message(message_id)
         if message is None:
-            for messages in self._world.ephemeral.values():
-                message = next((m for m in messages if m["id"] == message_id), None)
-                if message is not None:
-                    break
-        if message is None:
             raise unknown(ErrorCode.UNKNOWN_MESSAGE)
         return message

@@ -385,10 +385,7 @@ class EmulatorApi:
     async def _delete_webhook_message(self, request: web.Request) -> web.Response:
         interaction = await self._token(request)
         message = self._ledger.webhook_message(interaction, request.match_info["message_id"])
-        self._world.messages.get(message["channel_id"], {}).pop(message["id"], None)
-        for messages in self._world.ephemeral.values():
-            if message in messages:
-                messages.remove(message)
+        self._world.remove_message(message)
         self._ledger.counters["messages_deleted"] += 1
         return web.Response(status=204)
 

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import socket
 from collections import Counter
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -31,39 +30,16 @@ from steadybot.emulator.interactions import (
 )
 from steadybot.emulator.ratelimits import RateLimiter, RateLimitSettings
 from steadybot.emulator.rest import API_PREFIX, EmulatorApi
-from steadybot.emulator.views import Action, InteractionView, Snapshot, StatisticsView
+from steadybot.emulator.views import Action, EmulatorStatistics, InteractionView, Snapshot
 from steadybot.emulator.world import World, WorldSettings
 
-__all__ = ["DELIVERY_TIMEOUT", "Emulator", "EmulatorStatistics"]
+__all__ = ["DELIVERY_TIMEOUT", "Emulator"]
 
 JSON = dict[str, Any]
 DELIVERY_TIMEOUT = 10.0
 """Real seconds a delivery waits for the bot's HTTP reply (the 3 s rule is on the clock)."""
 SETTLE_TIMEOUT = 2.0
 """Real seconds a webhook call waits for an initial response still in flight."""
-
-
-@dataclass(frozen=True, slots=True)
-class EmulatorStatistics:
-    """What the emulator saw, from Discord's side."""
-
-    delivered: int
-    acknowledged_in_time: int
-    failed: int
-    pending: int
-    double_acknowledged: int
-    late_acknowledgements: int
-    followups: int
-    messages_created: int
-    messages_edited: int
-    messages_deleted: int
-    expired_token_calls: int
-    rest_requests: int
-    rest_errors: int
-    ack_types: dict[int, int]
-    rate_limited: dict[str, int]  # 429s sent, by scope: user, global, cloudflare
-    invalid_requests: int  # 401/403/429 in the current 10-minute window
-    faults_injected: int
 
 
 class Emulator:
@@ -273,15 +249,7 @@ class Emulator:
             messages={cid: self.messages(cid) for cid in world.messages} if full else {},
             ephemeral={uid: list(ms) for uid, ms in world.ephemeral.items()} if full else {},
             dm_channels=dict(world.dm_channels) if full else {},
-            statistics=StatisticsView(
-                delivered=stats.delivered,
-                acknowledged_in_time=stats.acknowledged_in_time,
-                failed=stats.failed,
-                double_acknowledged=stats.double_acknowledged,
-                rate_limited=stats.rate_limited,
-                faults_injected=stats.faults_injected,
-                rest_requests=stats.rest_requests,
-            ),
+            statistics=stats,
         )
 
     async def post_message(self, channel_id: str, body: JSON) -> JSON:
@@ -369,11 +337,6 @@ class Emulator:
 
     def _message_with_component(self, message_id: str, custom_id: str, component_type: int) -> JSON:
         message = self.world.find_message(message_id)
-        if message is None:
-            for messages in self.world.ephemeral.values():
-                message = next((m for m in messages if m["id"] == message_id), None)
-                if message is not None:
-                    break
         if message is None:
             raise ValueError(f"no message {message_id} to interact with")
         for row in message.get("components") or []:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import msgspec
 
-__all__ = ["Action", "InteractionView", "Snapshot", "StatisticsView"]
+__all__ = ["Action", "EmulatorStatistics", "InteractionView", "Snapshot"]
 
 JSON = dict[str, Any]
 
@@ -50,16 +50,26 @@ class InteractionView(msgspec.Struct, kw_only=True, frozen=True):
     answered_after_defer: bool  # deferred (type 5/6), then answered in the token's life
 
 
-class StatisticsView(msgspec.Struct, kw_only=True, frozen=True):
-    """The emulator's counters."""
+class EmulatorStatistics(msgspec.Struct, kw_only=True, frozen=True):
+    """What the emulator saw, from Discord's side: its counters."""
 
     delivered: int
     acknowledged_in_time: int
     failed: int
+    pending: int
     double_acknowledged: int
-    rate_limited: dict[str, int]
-    faults_injected: int
+    late_acknowledgements: int
+    followups: int
+    messages_created: int
+    messages_edited: int
+    messages_deleted: int
+    expired_token_calls: int
     rest_requests: int
+    rest_errors: int
+    ack_types: dict[int, int]
+    rate_limited: dict[str, int]  # 429s sent, by scope: user, global, cloudflare
+    invalid_requests: int  # 401/403/429 in the current 10-minute window
+    faults_injected: int
 
 
 class Snapshot(msgspec.Struct, kw_only=True, frozen=True):
@@ -70,7 +80,7 @@ class Snapshot(msgspec.Struct, kw_only=True, frozen=True):
     messages: dict[str, list[JSON]]  # channel id → messages, oldest first
     ephemeral: dict[str, list[JSON]]  # user id → ephemeral messages
     dm_channels: dict[str, str]  # user id → DM channel id
-    statistics: StatisticsView
+    statistics: EmulatorStatistics
 
     def channel_messages(self, channel_id: str) -> list[JSON]:
         return self.messages.get(channel_id, [])

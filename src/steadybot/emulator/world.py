@@ -315,10 +315,22 @@ class World:
         return self.channels[channel_id]
 
     def find_message(self, message_id: str) -> JSON | None:
+        """A message by id: in any channel, or among the users' ephemeral messages."""
         for messages in self.messages.values():
             if message_id in messages:
                 return messages[message_id]
+        for ephemeral in self.ephemeral.values():
+            for message in ephemeral:
+                if message["id"] == message_id:
+                    return message
         return None
+
+    def remove_message(self, message: JSON) -> None:
+        """Delete ``message`` from its channel or from its user's ephemeral messages."""
+        self.messages.get(message["channel_id"], {}).pop(message["id"], None)
+        for ephemeral in self.ephemeral.values():
+            if message in ephemeral:
+                ephemeral.remove(message)
 
     # --- writes -------------------------------------------------------------------
 

@@ -121,7 +121,6 @@ class Responder:
         "_busy",
         "_clock",
         "_counters",
-        "_ephemeral_default",
         "_first_answer_at",
         "_original",
         "_payload",
@@ -132,6 +131,7 @@ class Responder:
         "_sink",
         "_state",
         "_waiters",
+        "ephemeral_default",
         "fallback_channel_id",
     )
 
@@ -156,7 +156,7 @@ class Responder:
         self._settings = settings
         self._counters = counters
         self._arrived_at = arrived_at
-        self._ephemeral_default = ephemeral
+        self.ephemeral_default = ephemeral  # answers are ephemeral unless told otherwise
         self._state = ResponderState.PENDING
         # The lock's state lives here, not in a lock object pointing back at us: no
         # reference cycle per interaction for the garbage collector to chase.
@@ -339,7 +339,7 @@ class Responder:
                     return edited
             if self._original is not None and not self._original.flags & 64:
                 return await self._edit_by_bot(self._original, body, "edit_original")
-            return await self._fallback(body, ephemeral=self._ephemeral_default, channel_id=None)
+            return await self._fallback(body, ephemeral=self.ephemeral_default, channel_id=None)
 
     async def delete_original(self) -> None:
         """Delete the original response."""
@@ -499,7 +499,7 @@ class Responder:
         as_followup: bool,
     ) -> Message | None:
         self._mark_answer()
-        is_ephemeral = self._ephemeral_default if ephemeral is None else ephemeral
+        is_ephemeral = self.ephemeral_default if ephemeral is None else ephemeral
         body = message_body(
             content,
             embeds=embeds,
@@ -581,7 +581,7 @@ class Responder:
                 )
             if as_update and self._source_message() is None:
                 raise IllegalTransition("defer(update=True)", self._state.name, "no message")
-            is_ephemeral = self._ephemeral_default if ephemeral is None else ephemeral
+            is_ephemeral = self.ephemeral_default if ephemeral is None else ephemeral
             if as_update:
                 await self._send_initial(
                     CallbackType.DEFERRED_UPDATE_MESSAGE, None, S.DEFERRED_UPDATE
@@ -686,7 +686,7 @@ class Responder:
     async def _progress_edit(self, text: str) -> None:
         app_id, token = self._payload.application_id, self._payload.token
         if self._state is S.PENDING:
-            data = {"flags": 64} if self._ephemeral_default else None
+            data = {"flags": 64} if self.ephemeral_default else None
             await self._send_initial(
                 CallbackType.DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE, data, S.DEFERRED_MESSAGE
             )
@@ -698,7 +698,7 @@ class Responder:
         if self.state is S.DEFERRED_MESSAGE:
             await self._rest.edit_webhook_message(app_id, token, body, deadline=self.token_deadline)
         elif self._progress_message_id is None:
-            if self._ephemeral_default:
+            if self.ephemeral_default:
                 body["flags"] = 64
             created = await self._rest.create_followup(
                 app_id, token, body, deadline=self.token_deadline
