@@ -101,9 +101,6 @@ class RecordingSink:
         if self.clock is not None:
             self.sent_at.append(self.clock.monotonic())
 
-    async def settled(self) -> None:
-        return None
-
     def expire(self) -> None:
         return None
 

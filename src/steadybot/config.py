@@ -56,9 +56,6 @@ class Settings(BaseSettings):
     token_expiry_margin: float = Field(
         5.0, ge=0, description="Seconds before the 15-minute expiry to stop using a token."
     )
-    reply_flush_timeout: float = Field(
-        1.0, gt=0, description="Seconds to wait for the HTTP reply to be written."
-    )
 
     # --- after the token --------------------------------------------------------------
     fallback_to_channel: bool = Field(

@@ -20,6 +20,7 @@ from support import (
 from steadybot.constants import INTERACTION_TOKEN_LIFETIME, ErrorCode
 from steadybot.errors import IllegalTransition, InteractionExpired
 from steadybot.interactions.responder import ResponderState as S
+from steadybot.interactions.sinks import HttpReplySink
 
 WEBHOOK = "/webhooks/100000000000000001/" + TOKEN
 ORIGINAL = WEBHOOK + "/messages/@original"
@@ -340,10 +341,6 @@ class GatedSink:
         self.accepted = True
         await self.gate.wait()
 
-    async def settled(self) -> None:
-        if self.accepted:
-            await self.gate.wait()
-
     def expire(self) -> None:
         return None
 
@@ -442,3 +439,45 @@ async def test_the_state_lock_is_fifo_and_survives_a_cancelled_waiter() -> None:
     assert third.cancelled()
     assert order == ["first", "second", "fourth"]
     assert not r._busy
+
+
+async def test_no_rest_call_overtakes_the_http_reply_that_creates_the_original() -> None:
+    h = harness()
+    written: list[str] = []
+    gate = asyncio.Event()
+
+    async def send(message: dict[str, object]) -> None:
+        await gate.wait()  # a slow client: the reply takes a while to write
+        written.append(str(message["type"]))
+
+    h.sink = HttpReplySink(send)  # type: ignore[assignment]
+    r = h.responder(command())
+    progress = asyncio.create_task(r.progress().update("working"))
+    await h.clock.settle()
+    assert h.discord.paths("PATCH") == [], "the edit went out before the defer reply"
+    gate.set()
+    await h.clock.settle()
+    await progress
+    await h.clock.settle()
+    assert written == ["http.response.start", "http.response.body"]
+    assert [p.endswith("/messages/@original") for p in h.discord.paths("PATCH")] == [True]
+
+
+async def test_an_answer_racing_a_slowly_written_defer_edits_after_the_reply() -> None:
+    h = harness()
+    gate = asyncio.Event()
+
+    async def send(message: dict[str, object]) -> None:
+        await gate.wait()
+
+    h.sink = HttpReplySink(send)  # type: ignore[assignment]
+    r = h.responder(command())
+    defer = asyncio.create_task(r.auto_defer(early=False))  # the runtime's timer
+    await h.clock.settle()
+    answer = asyncio.create_task(r.respond("done"))  # the handler, in its own task
+    await h.clock.settle()
+    assert h.discord.paths("PATCH") == [], "the edit went out before the defer reply"
+    gate.set()
+    await asyncio.gather(defer, answer)
+    assert [p.endswith("/messages/@original") for p in h.discord.paths("PATCH")] == [True]
+    assert r.state is S.MESSAGE_SENT

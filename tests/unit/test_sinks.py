@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from steadybot.clock import ManualClock
 from steadybot.interactions.sinks import HttpReplySink, InitialResponseRejected
 
 
@@ -30,8 +29,7 @@ class Writer:
 
 async def test_the_answer_is_written_at_once_and_a_second_is_rejected() -> None:
     writer = Writer()
-    sink = HttpReplySink(writer, ManualClock(), flush_timeout=1.0)
-    await sink.settled()  # nothing handed over yet: returns at once
+    sink = HttpReplySink(writer)
     await sink.send({"type": 4})
     assert sink.accepted
     assert writer.replies == [(200, b'{"type":4}')]
@@ -42,40 +40,23 @@ async def test_the_answer_is_written_at_once_and_a_second_is_rejected() -> None:
     assert len(writer.replies) == 1
 
 
-async def test_settled_waits_for_a_reply_still_being_written() -> None:
-    clock = ManualClock()
+async def test_send_returns_only_once_the_reply_is_written() -> None:
     writer = Writer()
     writer.gate.clear()
-    sink = HttpReplySink(writer, clock, flush_timeout=1.0)
+    sink = HttpReplySink(writer)
     sending = asyncio.ensure_future(sink.send({"type": 5}))
-    await clock.settle()
-    settled = asyncio.ensure_future(sink.settled())
-    await clock.settle()
-    assert not settled.done(), "a REST call must wait until the reply is written"
-    writer.gate.set()
-    await clock.settle()
-    assert settled.done()
-    assert sending.done()
-
-
-async def test_settled_gives_up_after_the_flush_timeout() -> None:
-    clock = ManualClock()
-    writer = Writer()
-    writer.gate.clear()
-    sink = HttpReplySink(writer, clock, flush_timeout=1.0)
-    sending = asyncio.ensure_future(sink.send({"type": 5}))
-    settled = asyncio.ensure_future(sink.settled())
-    await clock.advance(0.9)
-    assert not settled.done()
-    await clock.advance(0.2)
-    assert settled.done()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert sink.accepted
+    assert not sending.done()
     writer.gate.set()
     await sending
+    assert writer.replies == [(200, b'{"type":5}')]
 
 
 async def test_the_deadline_writes_a_failure_and_later_answers_are_rejected() -> None:
     writer = Writer()
-    sink = HttpReplySink(writer, ManualClock(), flush_timeout=1.0)
+    sink = HttpReplySink(writer)
     sink.expire()
     with pytest.raises(InitialResponseRejected):
         await sink.send({"type": 4})
@@ -86,6 +67,6 @@ async def test_the_deadline_writes_a_failure_and_later_answers_are_rejected() ->
 
 async def test_close_without_any_answer_writes_a_failure() -> None:
     writer = Writer()
-    sink = HttpReplySink(writer, ManualClock(), flush_timeout=1.0)
+    sink = HttpReplySink(writer)
     await sink.close()
     assert [status for status, _ in writer.replies] == [500]

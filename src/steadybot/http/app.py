@@ -123,7 +123,7 @@ class InteractionsApp:
         if not self._bot.accepting:
             await _reply(send, 503, {"error": "shutting down"})
             return
-        sink = HttpReplySink(send, clock, flush_timeout=self._bot.settings.reply_flush_timeout)
+        sink = HttpReplySink(send)
         try:
             # The handler runs in this request's task, after the reply too: no hand-over
             # between tasks on the hot path. The bot tracks the task for shutdown.

@@ -43,6 +43,7 @@ from typing import Any, TypeVar
 from steadybot.clock import Clock
 from steadybot.config import Settings
 from steadybot.constants import (
+    EPHEMERAL_FLAG,
     INITIAL_RESPONSE_DEADLINE,
     INTERACTION_TOKEN_LIFETIME,
     CallbackType,
@@ -621,7 +622,6 @@ class Responder:
         if self._clock.monotonic() >= self.token_deadline:
             self._expire("the 15-minute token lifetime is over")
             raise _TokenDead
-        await self._sink.settled()  # never overtake the reply that creates the original
         try:
             return await call()
         except DiscordHTTPError as exc:
@@ -676,6 +676,15 @@ class Responder:
             closed = self._progress is None or self._progress.closed
             if closed or self._state in _DEAD | _TERMINAL:
                 return
+            if self._state is S.PENDING:
+                # The first progress defers ("thinking…"), which the edit then fills.
+                data = {"flags": EPHEMERAL_FLAG} if self.ephemeral_default else None
+                await self._send_initial(
+                    CallbackType.DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE, data, S.DEFERRED_MESSAGE
+                )
+                if self.state is not S.DEFERRED_MESSAGE:  # the property: re-read after await
+                    return
+                self._counters.add("deferred_explicitly")
             try:
                 await self._token_call(lambda: self._progress_edit(text))
             except (_TokenDead, DiscordHTTPError, InteractionExpired) as exc:
@@ -685,21 +694,12 @@ class Responder:
 
     async def _progress_edit(self, text: str) -> None:
         app_id, token = self._payload.application_id, self._payload.token
-        if self._state is S.PENDING:
-            data = {"flags": 64} if self.ephemeral_default else None
-            await self._send_initial(
-                CallbackType.DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE, data, S.DEFERRED_MESSAGE
-            )
-            if self.state is not S.DEFERRED_MESSAGE:  # the property: re-read after the await
-                return
-            self._counters.add("deferred_explicitly")
-            await self._sink.settled()  # the edit must not overtake the reply it edits
         body: dict[str, object] = {"content": text}
-        if self.state is S.DEFERRED_MESSAGE:
+        if self._state is S.DEFERRED_MESSAGE:
             await self._rest.edit_webhook_message(app_id, token, body, deadline=self.token_deadline)
         elif self._progress_message_id is None:
             if self.ephemeral_default:
-                body["flags"] = 64
+                body["flags"] = EPHEMERAL_FLAG
             created = await self._rest.create_followup(
                 app_id, token, body, deadline=self.token_deadline
             )

@@ -3,9 +3,9 @@
 Theory: an HTTP-delivered interaction is best answered in the body of the HTTP reply
 (no extra request, nothing to rate-limit). The responder does not know which front door
 the interaction came through; it hands the initial response to a sink.
-:class:`HttpReplySink` writes it as the reply of the ASGI request; a REST call made
-right after a defer (PATCH @original) first waits until that reply is written
-(:meth:`HttpReplySink.settled`), so it cannot overtake the reply that creates the
+:class:`HttpReplySink` writes it as the reply of the ASGI request. ``send`` returns
+only once the reply is written, and the responder sends under its lock, so no later
+REST call (PATCH @original after a defer) can overtake the reply that creates the
 original. :class:`CallbackSink` POSTs it to
 ``/interactions/{id}/{token}/callback`` (gateway delivery, or after the HTTP reply is
 gone).
@@ -19,7 +19,6 @@ from typing import Any, Protocol
 
 import msgspec
 
-from steadybot.clock import Clock
 from steadybot.errors import DiscordHTTPError, SteadybotError
 from steadybot.rest import RestClient
 
@@ -64,10 +63,6 @@ class InitialResponseSink(Protocol):
         """Deliver ``body`` or raise :class:`InitialResponseRejected`."""
         ...
 
-    async def settled(self) -> None:
-        """Return once the initial response has reached Discord (or can no longer)."""
-        ...
-
     def expire(self) -> None:
         """The 3 s window closed with nothing sent: stop waiting (HTTP: reply 500)."""
         ...
@@ -83,18 +78,8 @@ class HttpReplySink:
     reply first wins: the answer, or :meth:`expire`'s failure at the 3 s deadline.
     """
 
-    def __init__(
-        self,
-        send: Callable[[dict[str, Any]], Awaitable[None]],
-        clock: Clock,
-        *,
-        flush_timeout: float,
-    ) -> None:
+    def __init__(self, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
         self._send = send  # the ASGI ``send`` of the request
-        self._clock = clock
-        self._flush_timeout = flush_timeout
-        self._written = False
-        self._flushed: asyncio.Future[None] | None = None  # made only when someone waits
         self._failure: asyncio.Future[None] | None = None
         self.replied = False  # the reply (answer or failure) has been claimed
         self.accepted = False  # the initial response was claimed: it will be written
@@ -104,42 +89,13 @@ class HttpReplySink:
             raise InitialResponseRejected("the HTTP request is no longer waiting for a reply")
         self.replied = self.accepted = True
         raw = _encode(body)
-        send = self._send
-        try:  # the two ASGI messages written here, not in a helper: the hot path
-            await send(response_start(200, raw))
-            await send({"type": "http.response.body", "body": raw})
-        finally:
-            self._written = True
-            if self._flushed is not None and not self._flushed.done():
-                self._flushed.set_result(None)
+        send = self._send  # the two ASGI messages written here, not in a helper: hot path
+        await send(response_start(200, raw))
+        await send({"type": "http.response.body", "body": raw})
 
-    async def _write_reply(self, status: int, raw: bytes) -> None:
-        try:
-            await self._send(response_start(status, raw))
-            await self._send({"type": "http.response.body", "body": raw})
-        finally:
-            self._written = True
-            if self._flushed is not None and not self._flushed.done():
-                self._flushed.set_result(None)
-
-    async def settled(self) -> None:
-        # Waited for only before a REST call that must not overtake the reply (PATCH
-        # @original after a defer); an instant answer never waits here.
-        if not self.accepted or self._written:
-            return  # nothing handed over yet, or already written
-        if self._flushed is None:
-            self._flushed = asyncio.get_running_loop().create_future()
-        flushed = self._flushed
-
-        def give_up() -> None:
-            if not flushed.done():
-                flushed.set_result(None)
-
-        timer = self._clock.call_later(self._flush_timeout, give_up)
-        try:
-            await flushed
-        finally:
-            timer.cancel()
+    async def _write_failure(self) -> None:
+        await self._send(response_start(500, _NO_REPLY))
+        await self._send({"type": "http.response.body", "body": _NO_REPLY})
 
     def expire(self) -> None:
         """The 3 s deadline passed with nothing claimed: reply with a failure. Discord
@@ -147,17 +103,15 @@ class HttpReplySink:
         if self.replied:
             return
         self.replied = True
-        self._failure = asyncio.ensure_future(self._write_reply(500, _NO_REPLY))
+        self._failure = asyncio.ensure_future(self._write_failure())
 
     async def close(self) -> None:
         """The handler is done: make sure exactly one reply was written, then return."""
         if not self.replied:
             self.replied = True
-            await self._write_reply(500, _NO_REPLY)
+            await self._write_failure()
         elif self._failure is not None:
             await self._failure
-        elif self.accepted and not self._written:
-            await self.settled()
 
 
 class CallbackSink:
@@ -178,9 +132,6 @@ class CallbackSink:
         except DiscordHTTPError as exc:
             raise InitialResponseRejected(str(exc)) from exc
         self.accepted = True
-
-    async def settled(self) -> None:
-        return None  # the callback POST has returned: Discord has it
 
     def expire(self) -> None:
         return None  # nothing waits on this side
