@@ -1,9 +1,10 @@
 """The Bot: handler registry, configuration, wiring and lifecycle.
 
-A Bot is what a user builds and decorates; the HTTP front door
-(:meth:`Bot.asgi`) and, later, the gateway adapter feed it interactions through
-:meth:`Bot.dispatch`. Every handler run is a tracked task, so shutdown can let
-in-flight work finish within ``shutdown_grace`` and nothing runs unowned.
+A Bot is what a user builds and decorates. The HTTP front door (:meth:`Bot.asgi`)
+runs each interaction with :meth:`Bot.handle` in the request's own task; other
+feeds (tests, later the gateway adapter) use :meth:`Bot.dispatch`, which starts a
+task. Either way the task is tracked, so shutdown can let in-flight work finish within
+``shutdown_grace`` and nothing runs unowned.
 """
 
 from __future__ import annotations
