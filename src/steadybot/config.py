@@ -90,6 +90,26 @@ class Settings(BaseSettings):
     rest_max_attempts: int = Field(5, ge=1, description="Attempts per REST call.")
     rest_backoff_base: float = Field(0.25, gt=0, description="First backoff ceiling, s.")
     rest_backoff_cap: float = Field(8.0, gt=0, description="Largest backoff ceiling, s.")
+    rest_global_per_second: int = Field(
+        50, ge=1, description="Proactive global limit: requests per second per bot token."
+    )
+    rest_rate_limit_margin: float = Field(
+        0.05,
+        ge=0,
+        description="Seconds added to every rate-limit window; covers network delay jitter.",
+    )
+    invalid_request_limit: int = Field(
+        10_000, ge=1, description="401/403/429 answers per window before Discord bans the IP."
+    )
+    invalid_request_window: float = Field(
+        600.0, gt=0, description="Seconds of the invalid-request window."
+    )
+    invalid_request_warn_share: float = Field(
+        0.5, gt=0, le=1, description="Share of the invalid-request limit that logs a warning."
+    )
+    redis_prefix: str = Field(
+        "steadybot", description="Prefix of every Redis key steadybot writes."
+    )
 
     # --- user-facing texts ----------------------------------------------------------
     unknown_route_message: str = Field(

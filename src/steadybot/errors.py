@@ -19,6 +19,7 @@ __all__ = [
     "InteractionExpired",
     "NotFound",
     "PayloadError",
+    "RateLimitWait",
     "RateLimited",
     "ServerError",
     "SignatureError",
@@ -143,6 +144,15 @@ class RateLimited(DiscordHTTPError):
         self.scope = scope
         self.is_global = is_global
         self.cloudflare = cloudflare
+
+
+class RateLimitWait(SteadybotError):
+    """Waiting for a rate-limit slot would end past the call's deadline; nothing was sent."""
+
+    def __init__(self, *, route: str, wait: float) -> None:
+        self.route = route
+        self.wait = wait
+        super().__init__(f"{route}: the rate limit asks for a {wait:.2f}s wait, past the deadline")
 
 
 class ServerError(DiscordHTTPError):

@@ -511,8 +511,19 @@ async def test_followups_work_for_15_minutes_then_50027(
     with pytest.raises(Unauthorized) as caught:
         await rest.create_followup(app, token, {"content": "too late"})
     assert caught.value.code == 50027
+    # The client now knows the token is dead and does not send with it again...
     with pytest.raises(Unauthorized) as caught:
         await rest.edit_webhook_message(app, token, {"content": "too late"})
+    assert caught.value.code == 50027
+    assert "not sent" in caught.value.message
+    assert emulator.statistics().expired_token_calls == 1
+    # ...while a client that never learnt it gets the emulator's answer on every route.
+    fresh = RestClient(api_base=emulator.api_base, token=emulator.bot_token, clock=clock)
+    try:
+        with pytest.raises(Unauthorized) as caught:
+            await fresh.edit_webhook_message(app, token, {"content": "too late"})
+    finally:
+        await fresh.close()
     assert caught.value.code == 50027
     stats = emulator.statistics()
     assert stats.followups == 2
@@ -731,15 +742,22 @@ async def test_rest_client_does_not_retry_the_emulators_cloudflare_block(
     limits = RateLimitSettings(invalid_limit=2)
     async with Emulator(clock=clock, members=5, rate_limits=limits) as emulator:
         wrong = RestClient(api_base=emulator.api_base, token="wrong", clock=clock)
+        other = RestClient(api_base=emulator.api_base, token="also wrong", clock=clock)
         right = RestClient(api_base=emulator.api_base, token=emulator.bot_token, clock=clock)
         try:
-            for _ in range(2):
+            for client in (wrong, other):
                 with pytest.raises(Unauthorized):
-                    await wrong.create_message(emulator.channel_ids[0], {"content": "x"})
+                    await client.create_message(emulator.channel_ids[0], {"content": "x"})
+            # A dead token is not tried again: refused without reaching the emulator.
+            with pytest.raises(Unauthorized) as refused:
+                await wrong.create_message(emulator.channel_ids[0], {"content": "x"})
+            assert "not sent" in refused.value.message
+            assert wrong.statistics().requests == 1
             with pytest.raises(RateLimited) as caught:
                 await right.create_message(emulator.channel_ids[0], {"content": "x"})
         finally:
             await wrong.close()
+            await other.close()
             await right.close()
 
         assert caught.value.cloudflare is True

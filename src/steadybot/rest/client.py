@@ -45,8 +45,12 @@ from steadybot.errors import (
 from steadybot.models import Channel, Message, Role
 from steadybot.resilience.retry import RetryPolicy
 from steadybot.rest import routes
+from steadybot.rest.buckets import BucketManager
+from steadybot.rest.budget import CertainFailures, InvalidRequestBudget
 from steadybot.rest.ratelimit import NoRateLimiter, RateLimiter
+from steadybot.rest.redis_slots import RedisSlotStore
 from steadybot.rest.routes import CompiledRoute
+from steadybot.rest.slots import SlotStore
 from steadybot.rest.transport import (
     AiohttpTransport,
     Transport,
@@ -87,6 +91,10 @@ class RestStatistics:
     transport_errors: int
     rate_limited: int
     by_status: Mapping[int, int]
+    rate_limited_by_scope: Mapping[str, int] = field(default_factory=dict)
+    invalid_requests: int = 0  # 401/403/429 answers in the invalid-request window, now
+    refused: int = 0  # requests not sent because an earlier answer said they would fail
+    rate_limit_waits: int = 0  # requests that waited for a rate-limit slot
 
 
 @dataclass
@@ -96,6 +104,7 @@ class _Counters:
     transport_errors: int = 0
     rate_limited: int = 0
     by_status: dict[int, int] = field(default_factory=dict)
+    rate_limited_by_scope: dict[str, int] = field(default_factory=dict)
 
 
 class RestClient:
@@ -110,6 +119,7 @@ class RestClient:
         transport: Transport | None = None,
         retry: RetryPolicy | None = None,
         rate_limiter: RateLimiter | None = None,
+        budget: InvalidRequestBudget | None = None,
         timeout: float = 10.0,
         rng: random.Random | None = None,
     ) -> None:
@@ -119,6 +129,8 @@ class RestClient:
         self._transport: Transport = transport if transport is not None else AiohttpTransport()
         self._retry = retry if retry is not None else RetryPolicy()
         self._rate_limiter: RateLimiter = rate_limiter or NoRateLimiter()
+        self._budget = budget if budget is not None else InvalidRequestBudget(clock)
+        self._failures = CertainFailures(clock)
         self._timeout = timeout
         self._rng = rng if rng is not None else random.Random()
         self._counters = _Counters()
@@ -127,12 +139,32 @@ class RestClient:
     def from_settings(
         cls, settings: Settings, *, clock: Clock, transport: Transport | None = None
     ) -> RestClient:
+        token = settings.token.get_secret_value()
+        store: SlotStore | None = None
+        if settings.redis_url:
+            store = RedisSlotStore.from_url(
+                settings.redis_url, namespace=f"{settings.redis_prefix}:rl", token=token
+            )
+        limiter = BucketManager(
+            clock=clock,
+            store=store,
+            global_per_second=settings.rest_global_per_second,
+            margin=settings.rest_rate_limit_margin,
+        )
+        budget = InvalidRequestBudget(
+            clock,
+            limit=settings.invalid_request_limit,
+            window=settings.invalid_request_window,
+            warn_share=settings.invalid_request_warn_share,
+        )
         return cls(
             api_base=settings.api_base,
-            token=settings.token.get_secret_value(),
+            token=token,
             clock=clock,
             transport=transport,
             retry=RetryPolicy.from_settings(settings),
+            rate_limiter=limiter,
+            budget=budget,
             timeout=settings.rest_timeout,
         )
 
@@ -148,10 +180,30 @@ class RestClient:
             transport_errors=c.transport_errors,
             rate_limited=c.rate_limited,
             by_status=dict(c.by_status),
+            rate_limited_by_scope=dict(c.rate_limited_by_scope),
+            invalid_requests=self._budget.count,
+            refused=self._failures.refused,
+            rate_limit_waits=getattr(self._rate_limiter, "waits", 0),
         )
 
+    @property
+    def rate_limiter(self) -> RateLimiter:
+        return self._rate_limiter
+
+    @property
+    def budget(self) -> InvalidRequestBudget:
+        """The invalid-request budget: 401/403/429 answers over Discord's ban window."""
+        return self._budget
+
+    @property
+    def certain_failures(self) -> CertainFailures:
+        return self._failures
+
     async def close(self) -> None:
-        await self._transport.close()
+        try:
+            await self._rate_limiter.close()
+        finally:
+            await self._transport.close()
 
     # --- the one request path ---------------------------------------------------------
 
@@ -169,6 +221,59 @@ class RestClient:
         ``deadline`` is a monotonic time: no retry waits beyond it, and each attempt's
         timeout is cut to fit inside it.
         """
+        request = self._build(route, json=json, query=query, reason=reason)
+        attempt = 0
+        ambiguous = False  # an earlier attempt may have reached Discord
+        while True:
+            wait: float | None
+            refused = self._failures.check(route)
+            if refused is not None:
+                raise refused
+            permit = await self._rate_limiter.acquire(route, deadline=deadline)
+            self._counters.requests += 1
+            try:
+                response = await self._transport.request(
+                    request, timeout=self._attempt_timeout(deadline)
+                )
+            except TransportError as exc:
+                self._rate_limiter.release(permit)
+                self._counters.transport_errors += 1
+                failure: DiscordHTTPError | TransportError = TransportError(f"{route.route}: {exc}")
+                wait = self._retry.backoff(attempt, self._rng)
+                ambiguous = True
+            except BaseException:
+                self._rate_limiter.release(permit)
+                raise
+            else:
+                status = response.status
+                self._counters.by_status[status] = self._counters.by_status.get(status, 0) + 1
+                if status < 300:
+                    await self._rate_limiter.complete(permit, status, response.headers)
+                    return response.body
+                failure = self._error(route, response)
+                limited = failure if isinstance(failure, RateLimited) else None
+                await self._rate_limiter.complete(permit, status, response.headers, limited)
+                self._budget.record(status, limited.scope if limited is not None else "")
+                self._failures.record(route, failure)
+                if ambiguous and _acknowledged_before(route, failure):
+                    return b""  # our earlier, unanswered attempt was the one that arrived
+                wait = self._retry_wait(failure, attempt)
+                ambiguous = ambiguous or failure.status in _RETRYABLE_STATUSES
+            if wait is None or not self._retry.can_retry(attempt) or not self._fits(wait, deadline):
+                raise failure
+            log.warning("%s; retry %d in %.2fs", failure, attempt + 1, wait)
+            self._counters.retries += 1
+            attempt += 1
+            await self._clock.sleep(wait)
+
+    def _build(
+        self,
+        route: CompiledRoute,
+        *,
+        json: object,
+        query: Mapping[str, str | int | bool] | None,
+        reason: str | None,
+    ) -> TransportRequest:
         url = self._api_base + route.path
         if query:
             url += "?" + urlencode({k: _query_value(v) for k, v in query.items()})
@@ -181,46 +286,15 @@ class RestClient:
             headers["Content-Type"] = "application/json"
         if reason:
             headers["X-Audit-Log-Reason"] = reason
-        request = TransportRequest(route.route.method, url, headers, body)
-
-        attempt = 0
-        ambiguous = False  # an earlier attempt may have reached Discord
-        while True:
-            wait: float | None
-            await self._rate_limiter.acquire(route, deadline=deadline)
-            self._counters.requests += 1
-            try:
-                response = await self._transport.request(
-                    request, timeout=self._attempt_timeout(deadline)
-                )
-            except TransportError as exc:
-                self._counters.transport_errors += 1
-                failure: DiscordHTTPError | TransportError = TransportError(f"{route.route}: {exc}")
-                wait = self._retry.backoff(attempt, self._rng)
-                ambiguous = True
-            else:
-                self._counters.by_status[response.status] = (
-                    self._counters.by_status.get(response.status, 0) + 1
-                )
-                self._rate_limiter.observe(route, response.status, response.headers)
-                if response.status < 300:
-                    return response.body
-                failure = self._error(route, response)
-                if ambiguous and _acknowledged_before(route, failure):
-                    return b""  # our earlier, unanswered attempt was the one that arrived
-                wait = self._retry_wait(failure, attempt)
-                ambiguous = ambiguous or failure.status in _RETRYABLE_STATUSES
-            if wait is None or not self._retry.can_retry(attempt) or not self._fits(wait, deadline):
-                raise failure
-            log.warning("%s; retry %d in %.2fs", failure, attempt + 1, wait)
-            self._counters.retries += 1
-            attempt += 1
-            await self._clock.sleep(wait)
+        return TransportRequest(route.route.method, url, headers, body)
 
     def _retry_wait(self, error: DiscordHTTPError, attempt: int) -> float | None:
         """Seconds to wait before retrying after ``error``, or None: do not retry."""
         if isinstance(error, RateLimited):
             self._counters.rate_limited += 1
+            scopes = self._counters.rate_limited_by_scope
+            scope = "cloudflare" if error.cloudflare else error.scope
+            scopes[scope] = scopes.get(scope, 0) + 1
             if error.cloudflare:
                 log.critical(
                     "%s: 429 without Discord's headers: a Cloudflare block; not retrying "

@@ -59,6 +59,11 @@ class Route:
     interaction: bool = False  # interaction/webhook-token route: exempt from the global limit
 
     @property
+    def key(self) -> str:
+        """``"METHOD template"``: what the rate limiter learns buckets by."""
+        return f"{self.method} {self.template}"
+
+    @property
     def parameters(self) -> tuple[str, ...]:
         return tuple(
             name for _, name, _, _ in string.Formatter().parse(self.template) if name is not None
