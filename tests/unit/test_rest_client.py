@@ -580,8 +580,10 @@ async def test_interaction_token_never_in_errors_or_logs(caplog: pytest.LogCaptu
     calls = [
         rest.create_interaction_response(INTERACTION_ID, TOKEN, {"type": 4}),
         rest.create_followup(APP_ID, TOKEN, {"content": "x"}),
-        rest.edit_webhook_message(APP_ID, TOKEN, {"content": "y"}),
-        rest.delete_webhook_message(APP_ID, TOKEN),
+        # A webhook token answered 50027 is not used again, so the last two calls use
+        # another interaction's token (of the same shape).
+        rest.edit_webhook_message(APP_ID, TOKEN[::-1], {"content": "y"}),
+        rest.delete_webhook_message(APP_ID, TOKEN[::-1]),
     ]
     raised: list[BaseException] = []
     with caplog.at_level(logging.DEBUG):
@@ -595,11 +597,13 @@ async def test_interaction_token_never_in_errors_or_logs(caplog: pytest.LogCaptu
     assert [type(e) for e in raised] == [NotFound, Unauthorized, RateLimited, ServerError]
     for exc in raised:
         assert TOKEN not in str(exc)
+        assert TOKEN[::-1] not in str(exc)
         assert TOKEN not in repr(exc)
         assert BOT_TOKEN not in str(exc)
         assert "{token}" in str(exc)  # the template names the route instead
     assert caplog.records  # retries and the Cloudflare block were logged
     assert TOKEN not in caplog.text
+    assert TOKEN[::-1] not in caplog.text
     for record in caplog.records:
         assert TOKEN not in record.getMessage()
         assert TOKEN[:32] not in record.getMessage()
