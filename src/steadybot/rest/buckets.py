@@ -82,7 +82,7 @@ class BucketManager:
         self._probe_ttl = probe_ttl  # a crashed process's probe claim lapses after this
         self._probe_poll = probe_poll  # how often to look whether another's probe answered
         self._background: set[asyncio.Future[None]] = set()
-        self.waits = 0  # requests that had to wait for a slot
+        self.waits = 0  # requests that waited (for a slot, a probe's answer or their turn)
 
     @property
     def store(self) -> SlotStore:
@@ -104,6 +104,13 @@ class BucketManager:
     # --- before sending ---------------------------------------------------------------
 
     async def acquire(self, route: CompiledRoute, *, deadline: float | None) -> Permit:
+        arrived = self._clock.monotonic()
+        permit = await self._acquire(route, deadline)
+        if self._clock.monotonic() > arrived:
+            self.waits += 1
+        return permit
+
+    async def _acquire(self, route: CompiledRoute, deadline: float | None) -> Permit:
         route_key = route.route.key
         bucket = self._route_buckets.get(route_key)
         if bucket is None:
@@ -187,16 +194,12 @@ class BucketManager:
     ) -> None:
         if not claims:
             return
-        waited = False
         while True:
             wait = await self._store.take(claims)
             if wait <= 0.0:
-                if waited:
-                    self.waits += 1
                 return
             if deadline is not None and self._clock.monotonic() + wait > deadline:
                 raise RateLimitWait(route=str(route.route), wait=wait)
-            waited = True
             log.debug("%s: waiting %.3fs for a rate-limit slot", route.route, wait)
             await self._clock.sleep(wait)
 
