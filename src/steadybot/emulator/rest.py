@@ -33,7 +33,8 @@ from steadybot.emulator.guilds import GuildRoutes
 from steadybot.emulator.interactions import EmulatedInteraction, InteractionLedger
 from steadybot.emulator.ratelimits import Decision, RateLimiter
 from steadybot.emulator.validation import check_bulk_delete, check_message
-from steadybot.emulator.world import CHANNEL_DM, World, snowflake_time
+from steadybot.emulator.world import CHANNEL_DM, World
+from steadybot.snowflake import snowflake_time
 
 __all__ = ["API_PREFIX", "EmulatorApi"]
 

@@ -252,10 +252,18 @@ class Emulator:
             statistics=stats,
         )
 
-    async def post_message(self, channel_id: str, body: JSON) -> JSON:
-        """Post a message as the bot (scenario setup), as ``POST .../messages`` would."""
-        message = self.world.create_message(channel_id, body, author=self.world.bot_user)
-        return message
+    async def post_message(self, channel_id: str, body: JSON, *, age: float = 0.0) -> JSON:
+        """Post a message as the bot (scenario setup), as ``POST .../messages`` would.
+
+        ``age`` backdates it by that many seconds (its id says so too), e.g. to give a
+        cleanup messages older than bulk delete's 14 days. No rate limit applies.
+        """
+        at = self.world.clock.time() - age if age else None
+        return self.world.create_message(channel_id, body, author=self.world.bot_user, at=at)
+
+    def open_dm(self, user_id: str) -> str:
+        """The id of the bot's DM channel with ``user_id`` (made on first use)."""
+        return str(self.world.dm_channel(user_id)["id"])
 
     def set_interactions_endpoint(self, url: str) -> None:
         """Where interactions are POSTed (unchecked; PATCH applications/@me checks)."""

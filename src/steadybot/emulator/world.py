@@ -18,10 +18,10 @@ from typing import Any
 from nacl.signing import SigningKey
 
 from steadybot.clock import Clock
+from steadybot.snowflake import DISCORD_EPOCH_MS, snowflake_at, snowflake_time
 
 __all__ = ["DISCORD_EPOCH_MS", "Snowflakes", "World", "WorldSettings", "snowflake_time"]
 
-DISCORD_EPOCH_MS = 1_420_070_400_000
 JSON = dict[str, Any]
 
 CHANNEL_TEXT = 0
@@ -39,14 +39,12 @@ class Snowflakes:
         self._sequence = 0
 
     def next(self) -> str:
+        return self.at(self._clock.time())
+
+    def at(self, epoch_seconds: float) -> str:
+        """An id made at ``epoch_seconds`` (scenario setup: a message from days ago)."""
         self._sequence = (self._sequence + 1) & 0x3FFFFF
-        millis = int(self._clock.time() * 1000) - DISCORD_EPOCH_MS
-        return str((millis << 22) | self._sequence)
-
-
-def snowflake_time(snowflake: str) -> float:
-    """The epoch seconds a Discord id was made at: ``(id >> 22) + Discord epoch`` in ms."""
-    return ((int(snowflake) >> 22) + DISCORD_EPOCH_MS) / 1000
+        return str(snowflake_at(epoch_seconds, self._sequence))
 
 
 def _user(user_id: str, username: str, *, bot: bool = False) -> JSON:
@@ -296,8 +294,8 @@ class World:
         """A member as the REST API shows it (no ``permissions``: that is per channel)."""
         return {k: v for k, v in self.members[user_id].items() if k != "permissions"}
 
-    def timestamp(self) -> str:
-        return datetime.fromtimestamp(self.clock.time(), UTC).isoformat()
+    def timestamp(self, at: float | None = None) -> str:
+        return datetime.fromtimestamp(self.clock.time() if at is None else at, UTC).isoformat()
 
     def dm_channel(self, user_id: str) -> JSON:
         channel_id = self.dm_channels.get(user_id)
@@ -335,11 +333,21 @@ class World:
     # --- writes -------------------------------------------------------------------
 
     def create_message(
-        self, channel_id: str, body: JSON, *, author: JSON, extra: JSON | None = None
+        self,
+        channel_id: str,
+        body: JSON,
+        *,
+        author: JSON,
+        extra: JSON | None = None,
+        at: float | None = None,
     ) -> JSON:
-        """Store a message made from a validated create body and return it."""
+        """Store a message made from a validated create body and return it.
+
+        ``at`` (epoch seconds) backdates it: its id and timestamp say that time.
+        """
+        made = self.clock.time() if at is None else at
         message: JSON = {
-            "id": self.ids.next(),
+            "id": self.ids.at(made),
             "channel_id": channel_id,
             "type": 0,
             "content": body.get("content") or "",
@@ -353,7 +361,7 @@ class World:
             "tts": False,
             "flags": int(body.get("flags") or 0),
             "author": author,
-            "timestamp": self.timestamp(),
+            "timestamp": self.timestamp(made),
             "edited_timestamp": None,
         }
         if extra:

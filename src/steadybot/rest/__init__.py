@@ -1,5 +1,8 @@
-"""Discord REST: routes, the client, and the transport under it."""
+"""Discord REST: routes, the client, its rate limiter, and the transport under it."""
 
+from steadybot.rest.buckets import BucketManager
+from steadybot.rest.budget import InvalidRequestBudget
+from steadybot.rest.cleanup import CleanupReport, MessageCleaner
 from steadybot.rest.client import RestClient, RestStatistics
 from steadybot.rest.ratelimit import NoRateLimiter, RateLimiter
 from steadybot.rest.routes import CompiledRoute, Route
@@ -13,7 +16,11 @@ from steadybot.rest.transport import (
 
 __all__ = [
     "AiohttpTransport",
+    "BucketManager",
+    "CleanupReport",
     "CompiledRoute",
+    "InvalidRequestBudget",
+    "MessageCleaner",
     "MockTransport",
     "NoRateLimiter",
     "RateLimiter",

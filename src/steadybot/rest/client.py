@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -446,6 +446,17 @@ class RestClient:
     async def delete_message(self, channel_id: str, message_id: str) -> None:
         route = routes.CHANNEL_DELETE_MESSAGE.compile(channel_id=channel_id, message_id=message_id)
         await self.request(route)
+
+    async def bulk_delete_messages(
+        self, channel_id: str, message_ids: Sequence[str], *, reason: str | None = None
+    ) -> None:
+        """Delete 2-100 messages under 14 days old in a guild channel (one request)."""
+        route = routes.CHANNEL_BULK_DELETE.compile(channel_id=channel_id)
+        await self.request(route, json={"messages": list(message_ids)}, reason=reason)
+
+    async def get_channel(self, channel_id: str) -> Channel:
+        route = routes.CHANNEL_GET.compile(channel_id=channel_id)
+        return await self._json(route, Channel)
 
     async def list_guild_channels(self, guild_id: str) -> list[Channel]:
         route = routes.GUILD_LIST_CHANNELS.compile(guild_id=guild_id)

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 __all__ = [
+    "CHANNEL_BULK_DELETE",
     "CHANNEL_CREATE_MESSAGE",
     "CHANNEL_DELETE_MESSAGE",
     "CHANNEL_EDIT_MESSAGE",
+    "CHANNEL_GET",
     "CHANNEL_GET_MESSAGE",
     "GET_CURRENT_USER",
     "GUILD_CREATE_CHANNEL",
@@ -112,6 +114,8 @@ WEBHOOK_DELETE_MESSAGE = Route(
     auth=False,
     interaction=True,
 )
+CHANNEL_GET = Route("GET", "/channels/{channel_id}")
+CHANNEL_BULK_DELETE = Route("POST", "/channels/{channel_id}/messages/bulk-delete")
 CHANNEL_CREATE_MESSAGE = Route("POST", "/channels/{channel_id}/messages")
 CHANNEL_GET_MESSAGE = Route("GET", "/channels/{channel_id}/messages/{message_id}")
 CHANNEL_EDIT_MESSAGE = Route("PATCH", "/channels/{channel_id}/messages/{message_id}")
