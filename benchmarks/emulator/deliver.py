@@ -23,9 +23,11 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
+
+import msgspec
 
 from steadybot.emulator import Emulator, InteractionOutcome, RateLimitSettings
 
@@ -137,7 +139,7 @@ async def drive(args: argparse.Namespace) -> dict[str, object]:
             "ack_max_ms": round(max(latencies, default=0.0) * 1000, 3),
             "cpu_seconds": round(cpu, 3),
             "cpu_busy": round(cpu / wall, 3),
-            "emulator_statistics": asdict(emulator.statistics()),
+            "emulator_statistics": msgspec.to_builtins(emulator.statistics()),
         }
 
 

@@ -17,7 +17,8 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict
+
+import msgspec
 
 from steadybot.emulator import Emulator, RateLimitSettings
 
@@ -36,7 +37,7 @@ async def serve(port: int, seed: int, members: int) -> None:
     ) as emulator:
         print(json.dumps({**emulator.info(), "pid": os.getpid()}), flush=True)
         await stop.wait()
-        print(json.dumps(asdict(emulator.statistics())), flush=True)
+        print(json.dumps(msgspec.to_builtins(emulator.statistics())), flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

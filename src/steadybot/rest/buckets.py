@@ -31,6 +31,8 @@ raised at once instead, and nothing is sent.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 from collections.abc import Mapping
 from typing import Final
@@ -59,6 +61,38 @@ class _Queue:
         self.users = 0
 
 
+class _PriorityGate:
+    """One holder at a time; the waiter with the lowest ``(priority, arrival)`` goes next."""
+
+    __slots__ = ("_busy", "_order", "_waiters")
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    async def enter(self, priority: int) -> None:
+        if not self._busy and not self._waiters:
+            self._busy = True
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (priority, next(self._order), future))
+        try:
+            await future
+        except BaseException:
+            if future.done() and not future.cancelled():
+                self.leave()  # handed the gate while being cancelled: pass it on
+            raise
+
+    def leave(self) -> None:
+        while self._waiters:
+            _, _, future = heapq.heappop(self._waiters)
+            if not future.done():
+                future.set_result(None)
+                return
+        self._busy = False
+
+
 class BucketManager:
     """Per-route buckets, probing, the global limit and 429 scopes, for one bot token."""
 
@@ -79,6 +113,7 @@ class BucketManager:
         self._route_buckets: dict[str, str] = {}  # "METHOD template" → bucket hash
         self._limits: dict[str, tuple[int, float]] = {}  # bucket hash → (limit, window)
         self._queues: dict[str, _Queue] = {}
+        self._global_gate = _PriorityGate()
         self._probe_ttl = probe_ttl  # a crashed process's probe claim lapses after this
         self._probe_poll = probe_poll  # how often to look whether another's probe answered
         self._background: set[asyncio.Future[None]] = set()
@@ -128,7 +163,7 @@ class BucketManager:
         queue = self._enter(queue_key)
         try:
             async with queue.lock:
-                await self._admit(route, claims, deadline)
+                await self._admit(route, claims, deadline, backlog=queue.users)
         finally:
             self._leave(queue_key, queue)
         return Permit(route, bucket=key)
@@ -190,18 +225,48 @@ class BucketManager:
         return claims
 
     async def _admit(
-        self, route: CompiledRoute, claims: list[Claim], deadline: float | None
+        self, route: CompiledRoute, claims: list[Claim], deadline: float | None, backlog: int = 0
     ) -> None:
+        """Wait until every claim has a slot, then take them all at once.
+
+        Requests that need the global limit queue for it only once their bucket has a
+        slot, and the queue serves first the bucket whose waiting requests need the most
+        time at its own pace (backlog x window / limit; then arrival order). When the
+        global limit holds a burst back, slow buckets start their windows early and fast
+        ones fill the gaps, so no bucket is left with a tail of its own at the end.
+        """
         if not claims:
             return
+        bucket = [claim for claim in claims if claim is not self._global]
         while True:
-            wait = await self._store.take(claims)
-            if wait <= 0.0:
-                return
-            if deadline is not None and self._clock.monotonic() + wait > deadline:
-                raise RateLimitWait(route=str(route.route), wait=wait)
-            log.debug("%s: waiting %.3fs for a rate-limit slot", route.route, wait)
-            await self._clock.sleep(wait)
+            if bucket:
+                wait = await self._store.take(bucket, record=False)
+                if wait > 0.0:
+                    await self._sleep(route, wait, deadline)
+                    continue
+            if len(bucket) == len(claims):
+                if await self._store.take(claims) <= 0.0:
+                    return
+                continue
+            # The bucket's backlog in seconds of its own pace: what it still needs at least.
+            need = max((backlog * claim.period / claim.limit for claim in bucket), default=0.0)
+            await self._global_gate.enter(-int(need * 1000))
+            try:
+                while True:
+                    wait = await self._store.take(claims)
+                    if wait <= 0.0:
+                        return
+                    if await self._store.take([self._global], record=False) <= 0.0:
+                        break  # the bucket filled meanwhile: wait for it outside the queue
+                    await self._sleep(route, wait, deadline)
+            finally:
+                self._global_gate.leave()
+
+    async def _sleep(self, route: CompiledRoute, wait: float, deadline: float | None) -> None:
+        if deadline is not None and self._clock.monotonic() + wait > deadline:
+            raise RateLimitWait(route=str(route.route), wait=wait)
+        log.debug("%s: waiting %.3fs for a rate-limit slot", route.route, wait)
+        await self._clock.sleep(wait)
 
     def _enter(self, key: str) -> _Queue:
         queue = self._queues.get(key)

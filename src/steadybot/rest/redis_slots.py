@@ -34,7 +34,8 @@ local t = redis.call('TIME')
 local now = (tonumber(t[1]) - 1700000000) + tonumber(t[2]) / 1000000
 """
 
-# KEYS: n log keys, then their n block keys. ARGV: limit, period for each, then member.
+# KEYS: n log keys, then their n block keys. ARGV: limit, period for each, then "1" to
+# record (or "0" to only look), then the member.
 _TAKE = (
     _NOW
     + """
@@ -52,7 +53,7 @@ for i = 1, n do
     wait = math.max(wait, tonumber(entry[2]) + period - now)
   end
 end
-if wait > 0 then return tostring(wait) end
+if wait > 0 or ARGV[#ARGV - 1] ~= '1' then return tostring(wait) end
 local member = ARGV[#ARGV]
 for i = 1, n do
   redis.call('ZADD', KEYS[i], now, member)
@@ -123,13 +124,13 @@ class RedisSlotStore:
     def _member(self) -> str:
         return f"{self._me}:{next(self._ids)}"
 
-    async def take(self, claims: Sequence[Claim]) -> float:
+    async def take(self, claims: Sequence[Claim], *, record: bool = True) -> float:
         keys = [f"{self._prefix}:log:{c.key}" for c in claims]
         keys += [f"{self._prefix}:block:{c.key}" for c in claims]
         args: list[Any] = []
         for claim in claims:
             args += [claim.limit, repr(claim.period)]
-        args.append(self._member())
+        args += ["1" if record else "0", self._member()]
         wait = await self._take(keys=keys, args=args)
         return float(_text(wait))
 

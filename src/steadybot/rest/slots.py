@@ -42,10 +42,11 @@ class Claim:
 
 
 class SlotStore(Protocol):
-    async def take(self, claims: Sequence[Claim]) -> float:
+    async def take(self, claims: Sequence[Claim], *, record: bool = True) -> float:
         """Record one send on every claim and return 0.0, or return the seconds to wait.
 
-        All or nothing: when any claim is full or blocked, nothing is recorded.
+        All or nothing: when any claim is full or blocked, nothing is recorded. With
+        ``record=False`` only the wait is computed (a look before queueing).
         """
         ...
 
@@ -102,10 +103,10 @@ class LocalSlotStore:
     def __len__(self) -> int:
         return len(self._logs)
 
-    async def take(self, claims: Sequence[Claim]) -> float:
-        return self.take_now(claims)
+    async def take(self, claims: Sequence[Claim], *, record: bool = True) -> float:
+        return self.take_now(claims, record=record)
 
-    def take_now(self, claims: Sequence[Claim]) -> float:
+    def take_now(self, claims: Sequence[Claim], *, record: bool = True) -> float:
         now = self._clock.monotonic()
         self._evict(now)
         wait = 0.0
@@ -123,7 +124,7 @@ class LocalSlotStore:
             if len(sends) >= claim.limit:
                 # The slot frees when the send that put the log at its limit leaves it.
                 wait = max(wait, sends[len(sends) - claim.limit] + claim.period - now)
-        if wait > 0.0:
+        if wait > 0.0 or not record:
             return wait
         for log in logs:
             log.sends.append(now)
