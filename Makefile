@@ -33,6 +33,7 @@ bench: $(STAMP)
 		|| (echo "make bench needs wrk: apt-get install wrk" >&2; exit 1)
 	$(BIN)/python benchmarks/endpoint/run.py
 	$(BIN)/python benchmarks/emulator/run.py
+	$(BIN)/python benchmarks/ratelimits/run.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

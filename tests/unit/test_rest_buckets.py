@@ -19,7 +19,7 @@ import pytest
 from steadybot.clock import ManualClock
 from steadybot.emulator.ratelimits import BucketLimit, RateLimitSettings
 from steadybot.emulator.ratelimits import RateLimiter as ServerLimits
-from steadybot.errors import RateLimited, RateLimitWait, Unauthorized
+from steadybot.errors import RateLimited, RateLimitWait, TransportError, Unauthorized
 from steadybot.resilience.retry import RetryPolicy
 from steadybot.rest import MockTransport, RestClient, TransportRequest, TransportResponse, routes
 from steadybot.rest.buckets import BucketManager
@@ -446,3 +446,76 @@ async def test_settings_build_a_bucket_manager_with_the_named_limits() -> None:
     assert manager._global.limit == 7
     assert rest.budget.limit == 99
     await rest.close()
+
+
+# --- ordering and failure paths ---------------------------------------------------------
+
+
+async def test_the_global_gate_serves_lowest_priority_first_and_survives_cancellation() -> None:
+    from steadybot.rest.buckets import _PriorityGate
+
+    gate = _PriorityGate()
+    order: list[str] = []
+
+    async def user(name: str, priority: int) -> None:
+        await gate.enter(priority)
+        order.append(name)
+        await asyncio.sleep(0)
+        gate.leave()
+
+    await gate.enter(0)  # held: everyone below queues
+    tasks = {
+        name: asyncio.ensure_future(user(name, priority))
+        for name, priority in [
+            ("slow bucket", -20),
+            ("late", 0),
+            ("fast bucket", -5),
+            ("gone", -30),
+        ]
+    }
+    await asyncio.sleep(0)
+    tasks["gone"].cancel()
+    gate.leave()
+    await asyncio.gather(*tasks.values(), return_exceptions=True)
+    assert order == ["slow bucket", "fast bucket", "late"]
+    await asyncio.wait_for(gate.enter(0), 1)  # free again
+
+
+async def test_a_probe_without_an_answer_lets_the_next_request_probe() -> None:
+    clock = ManualClock()
+    fake = server(clock)
+    failures = [True]
+
+    def flaky(request: TransportRequest) -> TransportResponse | None:
+        if failures:
+            failures.pop()
+            raise TransportError("connection reset")
+        return None
+
+    fake.extra = flaky
+    rest = rest_client(fake, clock)
+    results = await finish(clock, *(rest.get_message("10", str(i)) for i in range(3)))
+    assert not [r for r in results if isinstance(r, BaseException)]  # the first retried
+    manager = rest.rate_limiter
+    assert isinstance(manager, BucketManager)
+    assert manager.queued_keys == 0
+    assert rest.statistics().transport_errors == 1
+
+
+async def test_a_cancelled_waiter_leaves_no_queue_or_slot_behind() -> None:
+    clock = ManualClock()
+    fake = server(clock, message_create=BucketLimit(1, 5.0))
+    rest = rest_client(fake, clock)
+    await finish(clock, rest.create_message("10", {"content": "x"}))  # learnt, slot used
+    waiting = asyncio.ensure_future(rest.create_message("10", {"content": "y"}))
+    await clock.settle()
+    assert clock.pending_sleepers == 1
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    manager = rest.rate_limiter
+    assert isinstance(manager, BucketManager)
+    assert manager.queued_keys == 0
+    await clock.advance(5.1)
+    await finish(clock, rest.create_message("10", {"content": "z"}))
+    assert len(fake.sent) == 2  # the cancelled one never went

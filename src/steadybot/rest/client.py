@@ -13,6 +13,12 @@ interaction callback is retried after an ambiguous failure (a 5xx or a lost
 connection) and Discord answers 40060 "already acknowledged", the first attempt did
 arrive, so the call has succeeded.
 
+Before each attempt: requests an earlier answer said would fail are refused without
+sending (:class:`~steadybot.rest.budget.CertainFailures`), then the rate limiter
+(by default :class:`~steadybot.rest.buckets.BucketManager`, built by
+:meth:`RestClient.from_settings`) hands out a permit; every answer goes back to it and
+401/403/429s to the invalid-request budget.
+
 Secrets: the bot token goes only into the ``Authorization`` header of routes that
 need it; interaction tokens live in paths, so logs and errors name the route
 *template*, never the URL.
