@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 from support import RecordingSink, command, component, harness
 
 from steadybot import Bot, Interaction, UserFacingError
+from steadybot.clock import ManualClock, Timer
 from steadybot.interactions.payload import AnyInteraction
 
 
@@ -52,6 +54,96 @@ async def test_slow_handler_is_deferred_exactly_at_defer_after() -> None:
     await task
     assert [(c.method, c.path.split("/")[-1]) for c in h.discord.calls] == [("PATCH", "@original")]  # type: ignore[attr-defined]
     assert bot.statistics().deferred_automatically == 1
+
+
+def spy_timers(monkeypatch: pytest.MonkeyPatch, clock: ManualClock) -> list[float]:
+    """The delays of the timers armed on ``clock`` from now on."""
+    armed: list[float] = []
+    call_later = clock.call_later
+
+    def spy(seconds: float, callback: Callable[[], None]) -> Timer:
+        armed.append(seconds)
+        return call_later(seconds, callback)
+
+    monkeypatch.setattr(clock, "call_later", spy)
+    return armed
+
+
+async def test_handler_answering_before_its_first_wait_arms_no_defer_timer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bot, sink, h = make_bot()
+    armed = spy_timers(monkeypatch, h.clock)  # type: ignore[attr-defined]
+
+    @bot.command("ping")
+    async def ping(ix: Interaction) -> None:
+        await ix.respond("pong")
+
+    await (await run(bot, sink, command("ping")))
+    assert armed == []
+    assert sink.types == [4]
+
+
+async def test_handler_answering_then_working_on_arms_no_defer_timer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bot, sink, h = make_bot(defer_after=1.5)
+    armed = spy_timers(monkeypatch, h.clock)  # type: ignore[attr-defined]
+
+    @bot.command("ping")
+    async def ping(ix: Interaction) -> None:
+        await ix.respond("pong")
+        await bot.clock.sleep(5)  # the first suspension: nothing is owed any more
+
+    task = await run(bot, sink, command("ping"))
+    await h.clock.advance(6)  # type: ignore[attr-defined]
+    await task
+    assert armed == [5]  # the handler's own sleep, no defer timer
+    assert sink.types == [4]
+    assert bot.statistics().deferred_automatically == 0
+
+
+async def test_defer_timer_armed_at_the_first_wait_counts_from_arrival(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bot, sink, h = make_bot(defer_after=1.5)
+    armed = spy_timers(monkeypatch, h.clock)  # type: ignore[attr-defined]
+
+    @bot.command("slow")
+    async def slow(ix: Interaction) -> None:
+        await asyncio.sleep(0)  # suspends: the defer timer is armed here
+        await bot.clock.sleep(5)
+        await ix.respond("done")
+
+    arrived = bot.clock.monotonic() - 1.0  # the request waited 1 s before the handler ran
+    task = bot.dispatch(command("slow"), arrived_at=arrived, sink=sink)
+    await h.clock.settle()  # type: ignore[attr-defined]
+    assert armed == [0.5, 5]
+    await h.clock.advance(0.49)  # type: ignore[attr-defined]
+    assert sink.bodies == []
+    await h.clock.advance(0.01)  # type: ignore[attr-defined]
+    assert sink.types == [5]
+    assert sink.sent_at == [arrived + 1.5]
+    await h.clock.advance(5)  # type: ignore[attr-defined]
+    await task
+    assert bot.statistics().deferred_automatically == 1
+
+
+async def test_handler_failing_after_a_wait_still_gets_the_friendly_message() -> None:
+    bot, sink, h = make_bot()
+
+    @bot.command("boom")
+    async def boom(ix: Interaction) -> None:
+        await bot.clock.sleep(1)
+        raise RuntimeError("database exploded")
+
+    task = await run(bot, sink, command("boom"))
+    await h.clock.advance(1)  # type: ignore[attr-defined]
+    await task
+    assert sink.bodies == [
+        {"type": 4, "data": {"content": bot.settings.error_message, "flags": 64}}
+    ]
+    assert bot.statistics().handler_errors == 1
 
 
 async def test_recently_slow_handler_is_deferred_at_once() -> None:

@@ -179,6 +179,11 @@ async def test_oversized_bodies_are_400_before_verification() -> None:
         400,
         {"error": "body too large"},
     )
+    # ... and for a body that arrives in one message (the path that skips the loop).
+    assert await call(bot, body, headers=signed(body, clock)) == (
+        400,
+        {"error": "body too large"},
+    )
 
 
 async def test_unknown_paths_and_methods() -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -47,10 +47,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _PONG = msgspec.json.encode({"type": int(CallbackType.PONG)})
 _encode = msgspec.json.encode
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 class InteractionsApp:
@@ -89,21 +85,16 @@ class InteractionsApp:
     async def _interaction(self, scope: Scope, receive: Receive, send: Send) -> None:
         clock = self._bot.clock
         arrived_at = clock.monotonic()
-        signature = timestamp = None
-        declared_length = 0
-        for name, value in scope["headers"]:
-            if name == b"x-signature-ed25519":
-                signature = value.decode("latin-1")
-            elif name == b"x-signature-timestamp":
-                timestamp = value.decode("latin-1")
-            elif name == b"content-length" and value.isdigit():
-                declared_length = int(value)
+        signature, timestamp, declared_length = _read_headers(scope["headers"])
         if declared_length > self._max_body:
             await _reply(send, 400, {"error": "body too large"})
             return
-        try:
-            body = await self._read_body(receive)
-        except _BodyTooLarge:
+        message = await receive()
+        # One message holding the whole body is the usual case and needs no loop.
+        body: bytes | None = message.get("body", b"")
+        if message.get("more_body", False) or message["type"] != "http.request":
+            body = await self._read_body(receive, message)
+        if body is None or len(body) > self._max_body:
             await _reply(send, 400, {"error": "body too large"})
             return
         try:
@@ -133,22 +124,25 @@ class InteractionsApp:
             # quietly rather than as a server error.
             log.info("interaction %s cancelled by shutdown", payload.id)
         finally:
-            await sink.close()
+            if not sink.settled:  # an answer written from here needs no closing await
+                await sink.close()
 
-    async def _read_body(self, receive: Receive) -> bytes:
+    async def _read_body(self, receive: Receive, message: Message) -> bytes | None:
+        """The body whose first ``message`` did not hold all of it; None when it is
+        larger than allowed (it is not read further)."""
         chunks: list[bytes] = []
         size = 0
         while True:
-            message = await receive()
             if message["type"] == "http.disconnect":
                 break
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self._max_body:
-                raise _BodyTooLarge
+                return None
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
+            message = await receive()
         return b"".join(chunks)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -175,6 +169,20 @@ class InteractionsApp:
                 finally:
                     await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _read_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, str | None, int]:
+    """The signature, the signature timestamp and the declared body length."""
+    signature = timestamp = None
+    declared_length = 0
+    for name, value in headers:
+        if name == b"x-signature-ed25519":
+            signature = value.decode("latin-1")
+        elif name == b"x-signature-timestamp":
+            timestamp = value.decode("latin-1")
+        elif name == b"content-length" and value.isdigit():
+            declared_length = int(value)
+    return signature, timestamp, declared_length
 
 
 async def _reply(send: Send, status: int, body: dict[str, object]) -> None:

@@ -90,6 +90,10 @@ class ResponderState(enum.Enum):
     MISSED = "missed"  # 3 s passed with no initial response: the token is dead
     EXPIRED = "expired"  # 15 min passed, or Discord said the token is dead
 
+    # Members are singletons: hash by identity, in C, rather than Enum's Python-level
+    # hash of the name; the hot path looks states up in the sets below several times.
+    __hash__ = object.__hash__
+
 
 S = ResponderState
 _ACKNOWLEDGED = frozenset(
@@ -515,7 +519,8 @@ class Responder:
             if not as_followup:
                 # The final answer replaces the progress message and stops progress.
                 progress_id = self._progress_message_id
-                self._close_progress()
+                if self._progress is not None:  # _close_progress(), inline: hot path
+                    self._progress.close()
             state = self._state
             if state in _TERMINAL:
                 raise IllegalTransition(operation, state.name, "the interaction is closed")
@@ -601,7 +606,7 @@ class Responder:
         self, kind: CallbackType, data: Mapping[str, object] | None, target: ResponderState
     ) -> None:
         """Send the one initial response; on a closed window move to MISSED instead."""
-        body: dict[str, object] = {"type": kind.value}
+        body: dict[str, object] = {"type": int(kind)}  # int(): Enum.value is a property
         if data is not None:
             body["data"] = data  # built for this call by the caller: no copy needed
         try:

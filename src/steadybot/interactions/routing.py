@@ -15,7 +15,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from types import MappingProxyType
+from typing import Final, Generic, TypeVar
 
 from steadybot.constants import CUSTOM_ID_MAX_LENGTH, OptionType
 from steadybot.interactions.payload import CommandOption
@@ -92,21 +93,28 @@ class RouteMatch(Generic[H]):
     args: Mapping[str, object]
 
 
+_NO_ARGS: Final[Mapping[str, object]] = MappingProxyType({})
+"""The arguments of a match without placeholders; read-only, as it is shared."""
+
+
 class _PatternTable(Generic[H]):
     def __init__(self, kind: str) -> None:
         self._kind = kind
-        self._exact: dict[str, H] = {}
+        self._exact: dict[str, RouteMatch[H]] = {}  # built once, like command routes
         self._patterns: list[tuple[CustomIdPattern, H]] = []
 
     def handlers(self) -> list[H]:
-        return [*self._exact.values(), *(handler for _, handler in self._patterns)]
+        return [
+            *(match.handler for match in self._exact.values()),
+            *(handler for _, handler in self._patterns),
+        ]
 
     def add(self, pattern: str, handler: H) -> CustomIdPattern:
         compiled = CustomIdPattern(pattern)
         if compiled.is_exact:
             if pattern in self._exact:
                 raise ValueError(f"{self._kind} {pattern!r} is already registered")
-            self._exact[pattern] = handler
+            self._exact[pattern] = RouteMatch(handler, _NO_ARGS)
         else:
             if any(existing.pattern == pattern for existing, _ in self._patterns):
                 raise ValueError(f"{self._kind} pattern {pattern!r} is already registered")
@@ -114,9 +122,9 @@ class _PatternTable(Generic[H]):
         return compiled
 
     def find(self, custom_id: str) -> RouteMatch[H] | None:
-        handler = self._exact.get(custom_id)
-        if handler is not None:
-            return RouteMatch(handler, {})
+        exact = self._exact.get(custom_id)
+        if exact is not None:
+            return exact
         for compiled, candidate in self._patterns:
             if custom_id.startswith(compiled.literal_prefix):
                 args = compiled.match(custom_id)
@@ -129,6 +137,8 @@ def command_path(
     name: str, options: Sequence[CommandOption]
 ) -> tuple[tuple[str, ...], list[CommandOption]]:
     """The command's path (name, group, sub-command) and its leaf options."""
+    if not options:  # most commands: no sub-command, no option
+        return (name,), []
     path = [name]
     leaf = list(options)
     while len(leaf) == 1 and leaf[0].type in (OptionType.SUB_COMMAND, OptionType.SUB_COMMAND_GROUP):
@@ -141,8 +151,10 @@ class Router(Generic[H]):
     """Handlers by command path, custom_id pattern, modal id and autocomplete option."""
 
     def __init__(self) -> None:
-        self._commands: dict[tuple[str, ...], H] = {}
-        self._autocomplete: dict[tuple[tuple[str, ...], str | None], H] = {}
+        # Command routes carry no arguments: each one's match is built once, at
+        # registration, rather than per interaction.
+        self._commands: dict[tuple[str, ...], RouteMatch[H]] = {}
+        self._autocomplete: dict[tuple[tuple[str, ...], str | None], RouteMatch[H]] = {}
         self._components = _PatternTable[H]("component")
         self._modals = _PatternTable[H]("modal")
 
@@ -158,7 +170,7 @@ class Router(Generic[H]):
         key = self.split_path(path)
         if key in self._commands:
             raise ValueError(f"command {path!r} is already registered")
-        self._commands[key] = handler
+        self._commands[key] = RouteMatch(handler, _NO_ARGS)
 
     def add_component(self, pattern: str, handler: H) -> CustomIdPattern:
         return self._components.add(pattern, handler)
@@ -170,20 +182,19 @@ class Router(Generic[H]):
         key = (self.split_path(path), option)
         if key in self._autocomplete:
             raise ValueError(f"autocomplete for {path!r} / {option!r} is already registered")
-        self._autocomplete[key] = handler
+        self._autocomplete[key] = RouteMatch(handler, _NO_ARGS)
 
     def handlers(self) -> list[H]:
         """Every registered handler, once per registration."""
         return [
-            *self._commands.values(),
-            *self._autocomplete.values(),
+            *(match.handler for match in self._commands.values()),
+            *(match.handler for match in self._autocomplete.values()),
             *self._components.handlers(),
             *self._modals.handlers(),
         ]
 
     def find_command(self, path: tuple[str, ...]) -> RouteMatch[H] | None:
-        handler = self._commands.get(path)
-        return None if handler is None else RouteMatch(handler, {})
+        return self._commands.get(path)
 
     def find_component(self, custom_id: str) -> RouteMatch[H] | None:
         return self._components.find(custom_id)
@@ -192,5 +203,4 @@ class Router(Generic[H]):
         return self._modals.find(custom_id)
 
     def find_autocomplete(self, path: tuple[str, ...], focused: str | None) -> RouteMatch[H] | None:
-        handler = self._autocomplete.get((path, focused)) or self._autocomplete.get((path, None))
-        return None if handler is None else RouteMatch(handler, {})
+        return self._autocomplete.get((path, focused)) or self._autocomplete.get((path, None))

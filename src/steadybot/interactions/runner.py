@@ -3,6 +3,12 @@
 The runner starts the handler at once and, for ``auto``, arms a timer at
 ``arrival + defer_after``; the responder's lock decides whether the timer's defer or
 the handler's answer goes out first (see :mod:`steadybot.interactions.responder`).
+
+The timer is armed when the handler first suspends, not before it starts: a timer can
+only fire while the handler is suspended, so the deadline is the same, and a handler
+that answers before its first real wait (the common instant answer) never pays for a
+loop timer it would cancel at once. Nor is one armed when the handler has already
+answered by then: nothing leads back to a state that owes an initial response.
 Handler errors become a friendly ephemeral answer and a log line; what a handler left
 unanswered is acknowledged for it; the answer latency feeds the handler's tracker.
 """
@@ -11,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+import types
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from typing import Any, TypeVar
 
 from steadybot.clock import Clock, Timer
 from steadybot.config import Settings
@@ -20,12 +28,13 @@ from steadybot.errors import IllegalTransition, InteractionExpired, UserFacingEr
 from steadybot.interactions.context import Interaction
 from steadybot.interactions.defer import DeferMode
 from steadybot.interactions.handlers import HandlerSpec
-from steadybot.interactions.responder import Responder
+from steadybot.interactions.responder import Responder, ResponderState
 from steadybot.interactions.statistics import RuntimeCounters
 
 __all__ = ["run_handler"]
 
 log = logging.getLogger("steadybot.runner")
+T = TypeVar("T")
 
 
 async def run_handler(
@@ -39,13 +48,19 @@ async def run_handler(
 ) -> None:
     """Run ``spec`` for ``interaction`` and make sure the interaction is answered."""
     responder = interaction.responder
-    deferral: list[asyncio.Task[bool]] = []
+    arrived_at = responder.arrived_at
+    auto: _AutoDefer | None = None
+    timer: Timer | None = None
     if spec.defer is DeferMode.AUTO and not spec.tracker.predicts_slow(settings.defer_after):
-        timer: Timer | None = _arm_defer(responder, clock, settings.defer_after, deferral)
+        auto = _AutoDefer(responder, clock, arrived_at + settings.defer_after)
     else:
         timer = await _apply_policy(spec, responder, clock=clock, settings=settings)
     try:
-        await spec.func(interaction, **spec.arguments(values))
+        call = spec.func(interaction, **spec.arguments(values))
+        if auto is None:
+            await call
+        else:
+            await _on_first_suspension(call, auto.arm)
     except UserFacingError as exc:
         log.info("handler %s declined: %s", spec.name, exc.message)
         await _answer_failure(interaction, exc.message)
@@ -64,15 +79,17 @@ async def run_handler(
     finally:
         if timer is not None:
             timer.cancel()
-        if deferral:
-            await asyncio.gather(*deferral, return_exceptions=True)
+        if auto is not None:
+            deferral = auto.cancel()
+            if deferral is not None:
+                await asyncio.gather(deferral, return_exceptions=True)
         try:
             if not responder.finish_at_once():
                 await responder.finish()
         except Exception:
             log.exception("could not close interaction %s", interaction.id)
         answered_at = responder.first_answer_at or clock.monotonic()
-        spec.tracker.record(answered_at - responder.arrived_at)
+        spec.tracker.record(answered_at - arrived_at)
 
 
 async def _apply_policy(
@@ -92,18 +109,71 @@ async def _apply_policy(
     return None
 
 
-def _arm_defer(
-    responder: Responder, clock: Clock, defer_after: float, into: list[asyncio.Task[bool]]
-) -> Timer:
-    """``auto``'s defer at ``arrival + defer_after``; synchronous, for the hot path."""
+class _AutoDefer:
+    """``auto``'s defer at ``arrival + defer_after``, armed by :meth:`arm`."""
 
-    # A loop timer, not a sleeping task: most handlers answer first and it is
-    # cancelled. (One shared heap of deadlines was tried: its cancelled entries piled up
-    # for defer_after seconds and were swept in bursts that showed as p99 spikes.)
-    def defer_now() -> None:
-        into.append(asyncio.ensure_future(responder.auto_defer(early=False)))
+    __slots__ = ("_clock", "_deferral", "_due", "_responder", "_timer")
 
-    return clock.call_later(responder.arrived_at + defer_after - clock.monotonic(), defer_now)
+    def __init__(self, responder: Responder, clock: Clock, due: float) -> None:
+        self._responder = responder
+        self._clock = clock
+        self._due = due  # monotonic time of the defer point
+        self._timer: Timer | None = None
+        self._deferral: asyncio.Future[bool] | None = None
+
+    def arm(self) -> None:
+        """The handler suspended: defer at the defer point unless it has answered."""
+        if self._responder.state is ResponderState.PENDING:
+            # A loop timer, not a sleeping task: most handlers answer first and it is
+            # cancelled. (One shared heap of deadlines was tried: its cancelled entries
+            # piled up for defer_after seconds and were swept in bursts that showed as
+            # p99 spikes.)
+            self._timer = self._clock.call_later(self._due - self._clock.monotonic(), self._fire)
+
+    def _fire(self) -> None:
+        self._deferral = asyncio.ensure_future(self._responder.auto_defer(early=False))
+
+    def cancel(self) -> asyncio.Future[bool] | None:
+        """The handler is done: drop the timer; returns the defer already started, if
+        any, for the caller to wait for (synchronous: usually there is none)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        return self._deferral
+
+
+@types.coroutine
+def _on_first_suspension(call: Awaitable[T], hook: Callable[[], None]) -> Generator[Any, Any, T]:
+    """Await ``call``, running ``hook`` once, when ``call`` first suspends.
+
+    The task drives this generator as it would drive ``call`` (``send`` to resume,
+    ``throw`` to cancel), and it passes both on, as ``yield from`` would; done by hand
+    because ``yield from`` cannot tell the first suspension apart.
+    """
+    steps = call.__await__()
+    try:
+        yielded = steps.send(None)
+    except StopIteration as done:
+        result: T = done.value  # finished without suspending: no hook
+        return result
+    hook()
+    while True:
+        try:
+            sent = yield yielded
+        except GeneratorExit:
+            steps.close()
+            raise
+        except BaseException as exc:  # cancellation, thrown in by the task
+            try:
+                yielded = steps.throw(exc)
+            except StopIteration as done:
+                result = done.value
+                return result
+        else:
+            try:
+                yielded = steps.send(sent)
+            except StopIteration as done:
+                result = done.value
+                return result
 
 
 async def _answer_failure(interaction: Interaction, message: str) -> None:

@@ -78,6 +78,8 @@ class HttpReplySink:
     reply first wins: the answer, or :meth:`expire`'s failure at the 3 s deadline.
     """
 
+    __slots__ = ("_failure", "_send", "accepted", "replied")  # one per request: hot path
+
     def __init__(self, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
         self._send = send  # the ASGI ``send`` of the request
         self._failure: asyncio.Future[None] | None = None
@@ -104,6 +106,12 @@ class HttpReplySink:
             return
         self.replied = True
         self._failure = asyncio.ensure_future(self._write_failure())
+
+    @property
+    def settled(self) -> bool:
+        """Whether :meth:`close` has nothing left to do: the reply was claimed and no
+        failure is still being written."""
+        return self.replied and self._failure is None
 
     async def close(self) -> None:
         """The handler is done: make sure exactly one reply was written, then return."""
