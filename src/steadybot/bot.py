@@ -15,7 +15,9 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Literal
 
 from steadybot.clock import Clock, SystemClock
+from steadybot.components.reset import ResetSettings, SelectResetManager
 from steadybot.config import Settings
+from steadybot.constants import EPHEMERAL_FLAG
 from steadybot.interactions.context import Interaction
 from steadybot.interactions.defer import DeferMode, LatencyStatistics, LatencyTracker
 from steadybot.interactions.handlers import Handler, HandlerSpec
@@ -27,7 +29,7 @@ from steadybot.interactions.payload import (
     ModalSubmitInteraction,
     PingInteraction,
 )
-from steadybot.interactions.responder import Responder
+from steadybot.interactions.responder import Responder, ResponderState
 from steadybot.interactions.routing import CustomIdPattern, RouteMatch, Router
 from steadybot.interactions.runner import run_handler
 from steadybot.interactions.sinks import InitialResponseSink
@@ -63,12 +65,14 @@ class Bot:
         self._tasks: set[asyncio.Task[None]] = set()
         self._accepting = True
         self._app: InteractionsApp | None = None
+        self._resets: SelectResetManager | None = None
 
     def use_clock(self, clock: Clock) -> None:
         """Run on ``clock`` from now on (tests: share a ManualClock with the emulator).
         Call before serving; the REST client is rebuilt on the new clock."""
         self.clock = clock
         self.rest = RestClient.from_settings(self.settings, clock=clock, transport=self._transport)
+        self._resets = None
 
     # --- registration -------------------------------------------------------------------
 
@@ -85,11 +89,20 @@ class Bot:
         return register
 
     def component(
-        self, pattern: str, *, defer: DeferSetting = "auto", ephemeral: bool = False
+        self,
+        pattern: str,
+        *,
+        defer: DeferSetting = "auto",
+        ephemeral: bool = False,
+        reset: bool = False,
     ) -> Callable[[Handler], Handler]:
         """Register a button/select handler by custom_id pattern, e.g.
-        ``"role:{role_id:int}"``; placeholders arrive as keyword arguments."""
-        return self._pattern_decorator("component", pattern, defer, ephemeral)
+        ``"role:{role_id:int}"``; placeholders arrive as keyword arguments.
+
+        ``reset=True`` (selects): the menu shows no pick again after every pick, in the
+        answer when the handler answers with ``update`` (type 7), otherwise by a
+        debounced, safe edit (:mod:`steadybot.components.reset`)."""
+        return self._pattern_decorator("component", pattern, defer, ephemeral, reset=reset)
 
     def modal(
         self, pattern: str, *, defer: DeferSetting = "auto", ephemeral: bool = False
@@ -108,10 +121,11 @@ class Bot:
         return register
 
     def _pattern_decorator(
-        self, kind: str, pattern: str, defer: DeferSetting, ephemeral: bool
+        self, kind: str, pattern: str, defer: DeferSetting, ephemeral: bool, *, reset: bool = False
     ) -> Callable[[Handler], Handler]:
         def register(func: Handler) -> Handler:
             spec = self._spec(pattern, func, defer, ephemeral)
+            spec.reset = reset
             add = self._router.add_component if kind == "component" else self._router.add_modal
             compiled: CustomIdPattern = add(pattern, spec)
             spec.require(compiled.names)
@@ -190,9 +204,34 @@ class Bot:
                 settings=self.settings,
                 counters=self._counters,
             )
+            if match.handler.reset:
+                self._reset_menu(interaction)
         finally:
             if task is not None:
                 self._tasks.discard(task)
+
+    @property
+    def resets(self) -> SelectResetManager:
+        """The select-menu reset manager (made on first use)."""
+        if self._resets is None:
+            self._resets = SelectResetManager(
+                self.rest, clock=self.clock, settings=ResetSettings.from_settings(self.settings)
+            )
+        return self._resets
+
+    def _reset_menu(self, interaction: Interaction) -> None:
+        """After a ``reset=True`` handler: the menu shows no pick again."""
+        message = interaction.message
+        if message is None:
+            return
+        if interaction.responder.state is ResponderState.MESSAGE_UPDATED:
+            self.resets.reset_in_answer()
+        elif message.flags & EPHEMERAL_FLAG:
+            log.warning(
+                "menu on ephemeral message %s: only an update() answer can reset it", message.id
+            )
+        else:
+            self.resets.request(message.channel_id or interaction.channel_id or "", message.id)
 
     def _route(self, interaction: Interaction) -> RouteMatch[HandlerSpec] | None:
         router = self._router
@@ -278,4 +317,6 @@ class Bot:
                     "shutdown: cancelled %d handler(s) past the grace period", len(unfinished)
                 )
                 await asyncio.gather(*unfinished, return_exceptions=True)
+        if self._resets is not None:
+            await self._resets.close()
         await self.rest.close()

@@ -111,6 +111,33 @@ class Settings(BaseSettings):
         "steadybot", description="Prefix of every Redis key steadybot writes."
     )
 
+    # --- select-menu resets (components/reset.py) -------------------------------------
+    reset_debounce: float = Field(
+        0.25, ge=0, description="Seconds picks on one menu wait to share one reset edit."
+    )
+    reset_max_attempts: int = Field(4, ge=1, description="Attempts per reset edit.")
+    reset_backoff_base: float = Field(0.5, gt=0, description="First reset retry ceiling, s.")
+    reset_backoff_cap: float = Field(4.0, gt=0, description="Largest reset retry ceiling, s.")
+    reset_stale_after: float = Field(
+        60.0, gt=0, description="Seconds after which a stuck reset job is ended by the sweep."
+    )
+    reset_sweep_interval: float = Field(
+        10.0, gt=0, description="Seconds between sweeps for stuck reset jobs."
+    )
+    reset_flush_timeout: float = Field(
+        5.0, ge=0, description="Seconds shutdown waits for pending menu resets."
+    )
+    reset_healthy_success_rate: float = Field(
+        0.8, ge=0, le=1, description="Reset success rate below which the verdict is critical."
+    )
+    reset_max_active_locks: int = Field(
+        5, ge=1, description="Active reset locks above which the verdict is a warning."
+    )
+    message_cache_ttl: float = Field(
+        30.0, gt=0, description="Seconds a message read through the reset manager is cached."
+    )
+    message_cache_size: int = Field(1000, ge=1, description="Messages kept in that cache.")
+
     # --- user-facing texts ----------------------------------------------------------
     unknown_route_message: str = Field(
         "This action is no longer available.",

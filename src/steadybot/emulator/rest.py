@@ -303,7 +303,7 @@ class EmulatorApi:
     async def _delete_message(self, request: web.Request) -> web.Response:
         channel_id = request.match_info["channel_id"]
         message = self._message(channel_id, request.match_info["message_id"])
-        del self._world.messages[channel_id][message["id"]]
+        self._world.remove_message(message)
         self._ledger.counters["messages_deleted"] += 1
         return web.Response(status=204)
 
@@ -322,6 +322,8 @@ class EmulatorApi:
             )
         store = self._world.messages[channel_id]
         deleted = [store.pop(message_id) for message_id in message_ids if message_id in store]
+        for message in deleted:
+            self._world.selections.pop(message["id"], None)
         self._ledger.counters["messages_deleted"] += len(deleted)
         return no_content()
 

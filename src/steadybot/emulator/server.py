@@ -249,6 +249,7 @@ class Emulator:
             messages={cid: self.messages(cid) for cid in world.messages} if full else {},
             ephemeral={uid: list(ms) for uid, ms in world.ephemeral.items()} if full else {},
             dm_channels=dict(world.dm_channels) if full else {},
+            selections={m: sorted(u) for m, u in world.selections.items() if u} if full else {},
             statistics=stats,
         )
 
@@ -260,6 +261,21 @@ class Emulator:
         """
         at = self.world.clock.time() - age if age else None
         return self.world.create_message(channel_id, body, author=self.world.bot_user, at=at)
+
+    async def edit_message(self, channel_id: str, message_id: str, body: JSON) -> JSON:
+        """Edit a message as someone else would (scenario: an admin changes a menu)."""
+        message = self._api_message(channel_id, message_id)
+        return self.world.edit_message(message, body)
+
+    async def delete_message(self, channel_id: str, message_id: str) -> None:
+        """Delete a message as someone else would (scenario: a moderator removes it)."""
+        self.world.remove_message(self._api_message(channel_id, message_id))
+
+    def _api_message(self, channel_id: str, message_id: str) -> JSON:
+        message = self.world.messages.get(channel_id, {}).get(message_id)
+        if message is None:
+            raise KeyError(f"no message {message_id} in channel {channel_id}")
+        return message
 
     def open_dm(self, user_id: str) -> str:
         """The id of the bot's DM channel with ``user_id`` (made on first use)."""
@@ -304,9 +320,9 @@ class Emulator:
         """A user picks ``values`` in the string select ``custom_id``."""
         message = self._message_with_component(message_id, custom_id, component_type=3)
         data = {"custom_id": custom_id, "component_type": 3, "values": values}
-        return await self.deliver(
-            self._create(3, data, user_id, message["channel_id"], message=message)
-        )
+        interaction = self._create(3, data, user_id, message["channel_id"], message=message)
+        self.world.pick(message_id, interaction.user_id)
+        return await self.deliver(interaction)
 
     async def submit_modal(
         self,

@@ -80,6 +80,8 @@ class Snapshot(msgspec.Struct, kw_only=True, frozen=True):
     messages: dict[str, list[JSON]]  # channel id → messages, oldest first
     ephemeral: dict[str, list[JSON]]  # user id → ephemeral messages
     dm_channels: dict[str, str]  # user id → DM channel id
+    # message id → users whose select on it still shows their pick (no edit since)
+    selections: dict[str, list[str]] = msgspec.field(default_factory=dict)
     statistics: EmulatorStatistics
 
     def channel_messages(self, channel_id: str) -> list[JSON]:

@@ -172,6 +172,9 @@ class World:
     messages: dict[str, dict[str, JSON]] = field(default_factory=dict)  # channel → id → msg
     dm_channels: dict[str, str] = field(default_factory=dict)  # user id → channel id
     ephemeral: dict[str, list[JSON]] = field(default_factory=dict)  # user id → messages
+    # A select keeps showing a user's pick in their client until the message is edited
+    # (or deleted): message id → users whose pick still shows.
+    selections: dict[str, set[str]] = field(default_factory=dict)
     commands: dict[str, JSON] = field(default_factory=dict)  # id → command; guild_id or None
     interactions_endpoint_url: str = ""
 
@@ -326,9 +329,14 @@ class World:
     def remove_message(self, message: JSON) -> None:
         """Delete ``message`` from its channel or from its user's ephemeral messages."""
         self.messages.get(message["channel_id"], {}).pop(message["id"], None)
+        self.selections.pop(message["id"], None)
         for ephemeral in self.ephemeral.values():
             if message in ephemeral:
                 ephemeral.remove(message)
+
+    def pick(self, message_id: str, user_id: str) -> None:
+        """A user picked in a select on ``message_id``: their client shows the pick."""
+        self.selections.setdefault(message_id, set()).add(user_id)
 
     # --- writes -------------------------------------------------------------------
 
@@ -371,7 +379,11 @@ class World:
         return message
 
     def edit_message(self, message: JSON, body: JSON) -> JSON:
-        """Apply an edit body in place; only the fields present change."""
+        """Apply an edit body in place; only the fields present change.
+
+        Any edit re-renders the message, so every user's select shows no pick again.
+        """
+        self.selections.pop(message["id"], None)
         for key in ("content", "embeds", "components"):
             if key in body:
                 message[key] = (

@@ -23,6 +23,7 @@ class HandlerSpec:
     defer: DeferMode
     ephemeral: bool
     tracker: LatencyTracker
+    reset: bool = False  # a select whose menu is reset after every pick
     _parameters: tuple[str, ...] = field(default=(), init=False)
     _defaults: frozenset[str] = field(default=frozenset(), init=False)
     _takes_all: bool = field(default=False, init=False)
