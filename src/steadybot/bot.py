@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Callable, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 from steadybot.clock import Clock, SystemClock
 from steadybot.components.reset import ResetSettings, SelectResetManager
@@ -62,7 +62,7 @@ class Bot:
         self.rest = RestClient.from_settings(self.settings, clock=self.clock, transport=transport)
         self._router: Router[HandlerSpec] = Router()
         self._counters = RuntimeCounters()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._accepting = True
         self._app: InteractionsApp | None = None
         self._resets: SelectResetManager | None = None
@@ -275,8 +275,27 @@ class Bot:
 
     @property
     def in_flight(self) -> int:
-        """Handler runs not finished yet."""
+        """Handler runs and spawned work not finished yet."""
         return len(self._tasks)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing running: no handler, no spawned work, no pending menu reset."""
+        return not self._tasks and (self._resets is None or not self._resets.pending)
+
+    def spawn(self, work: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
+        """Run ``work`` after the answer, tracked: kept alive until it ends (a bare
+        ``create_task`` can be garbage-collected mid-way), waited for on shutdown like a
+        handler, and counted by :attr:`in_flight`."""
+        task: asyncio.Task[object] = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._spawned_done)
+        return task
+
+    def _spawned_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("spawned work failed", exc_info=task.exception())
 
     # --- lifecycle ------------------------------------------------------------------------
 

@@ -90,11 +90,24 @@ def serve(target: str, host: str, port: int, log_level: str) -> None:
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--baseline", is_flag=True, help="Also run the naive handler and compare.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--story",
+    "stories",
+    multiple=True,
+    type=click.Choice(["applications", "pricing"]),
+    help="Run only this story (repeatable). Default: every story.",
+)
 def demo(
-    users: int, seconds: float, faults: str, seed: int, baseline: bool, json_path: Path | None
+    users: int,
+    seconds: float,
+    faults: str,
+    seed: int,
+    baseline: bool,
+    json_path: Path | None,
+    stories: tuple[str, ...],
 ) -> None:
-    """Emulator + the applications bot + a crowd; prints what Discord users saw."""
-    from steadybot.demo import DemoOptions
+    """Emulator + the story bots + a crowd each; prints what Discord users saw."""
+    from steadybot.demo import STORIES, DemoOptions
     from steadybot.demo import main as run
 
     options = DemoOptions(
@@ -104,6 +117,7 @@ def demo(
         seed=seed,
         baseline=baseline,
         json_path=json_path,
+        stories=stories or tuple(STORIES),
     )
     raise SystemExit(run(options))
 

@@ -18,9 +18,10 @@ Why our own: the reset is specific to Discord's interaction model. Two paths:
 
   1. picks within ``debounce`` seconds of each other coalesce into one edit; picks that
      arrive while an edit is under way schedule one more edit after it;
-  2. the message is fetched fresh (never a cached or interaction copy, which may be
-     stale) and its own components are written back, so an edit someone made
-     meanwhile is kept;
+  2. under the message's lock (:meth:`SelectResetManager.lock`, which the bot's own
+     edits of the menu take too), the message is fetched fresh (never a cached or
+     interaction copy, which may be stale) and its own components are written back, so
+     a change the bot made is never undone by a reset that read the message before it;
   3. failures that survive the REST client's own retries are retried with full-jitter
      exponential backoff (``max_attempts``); a deleted message or channel ends the job
      cleanly;
@@ -35,9 +36,10 @@ and the number of active locks, a periodic sweep that ends jobs stuck past
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -130,6 +132,14 @@ class _Job:
         self.task: asyncio.Task[None] | None = None
 
 
+class _KeyLock:
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
 class SelectResetManager:
     """Resets select menus after picks: in the answer when possible, else by a safe edit."""
 
@@ -151,6 +161,7 @@ class SelectResetManager:
         )
         self._rng = rng or random.Random()
         self._jobs: dict[str, _Job] = {}
+        self._locks: dict[str, _KeyLock] = {}
         self._cache: TTLCache[str, Message] = TTLCache(
             maxsize=self.settings.cache_size, ttl=self.settings.cache_ttl, timer=clock.monotonic
         )
@@ -209,6 +220,23 @@ class SelectResetManager:
         self._cache[message_id] = fetched
         return fetched
 
+    @contextlib.asynccontextmanager
+    async def lock(self, message_id: str) -> AsyncIterator[None]:
+        """Hold ``message_id``'s lock: take it around the bot's own edits of a menu, so a
+        reset's read-and-write of the message never straddles them. The lock's entry
+        is gone as soon as nobody holds or waits for it."""
+        entry = self._locks.get(message_id)
+        if entry is None:
+            entry = self._locks[message_id] = _KeyLock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._locks[message_id]
+
     def invalidate(self, message_id: str) -> None:
         """Forget a cached message (the bot changed it)."""
         self._cache.pop(message_id, None)
@@ -216,7 +244,8 @@ class SelectResetManager:
     # --- introspection -------------------------------------------------------------------
 
     def statistics(self) -> ResetStatistics:
-        return ResetStatistics(**self._counts, active_locks=len(self._jobs))
+        busy = len(self._jobs.keys() | self._locks.keys())  # messages with a job or a lock
+        return ResetStatistics(**self._counts, active_locks=busy)
 
     def health(self) -> ResetHealth:
         """``critical`` below the success rate, ``warning`` with too many active locks."""
@@ -271,12 +300,13 @@ class SelectResetManager:
         attempt = 0
         while True:
             try:
-                self._counts["rest_calls"] += 1
-                fresh = await self._rest.get_message(channel_id, message_id)
-                self._counts["rest_calls"] += 1
-                # Its own, current components: an edit made meanwhile is kept, not undone.
-                body = {"components": fresh.components}
-                await self._rest.edit_message(channel_id, message_id, body)
+                async with self.lock(message_id):
+                    self._counts["rest_calls"] += 1
+                    fresh = await self._rest.get_message(channel_id, message_id)
+                    self._counts["rest_calls"] += 1
+                    # Its own, current components: nothing changed since the read.
+                    body = {"components": fresh.components}
+                    await self._rest.edit_message(channel_id, message_id, body)
             except DiscordHTTPError as exc:
                 if exc.code in _GONE_CODES:
                     self._counts["deleted"] += 1

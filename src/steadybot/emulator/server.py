@@ -250,6 +250,7 @@ class Emulator:
             ephemeral={uid: list(ms) for uid, ms in world.ephemeral.items()} if full else {},
             dm_channels=dict(world.dm_channels) if full else {},
             selections={m: sorted(u) for m, u in world.selections.items() if u} if full else {},
+            message_edits=dict(world.edits) if full else {},
             statistics=stats,
         )
 

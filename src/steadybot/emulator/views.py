@@ -82,6 +82,7 @@ class Snapshot(msgspec.Struct, kw_only=True, frozen=True):
     dm_channels: dict[str, str]  # user id → DM channel id
     # message id → users whose select on it still shows their pick (no edit since)
     selections: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    message_edits: dict[str, int] = msgspec.field(default_factory=dict)  # message id → edits
     statistics: EmulatorStatistics
 
     def channel_messages(self, channel_id: str) -> list[JSON]:

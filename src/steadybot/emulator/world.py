@@ -175,6 +175,7 @@ class World:
     # A select keeps showing a user's pick in their client until the message is edited
     # (or deleted): message id → users whose pick still shows.
     selections: dict[str, set[str]] = field(default_factory=dict)
+    edits: dict[str, int] = field(default_factory=dict)  # message id → times edited
     commands: dict[str, JSON] = field(default_factory=dict)  # id → command; guild_id or None
     interactions_endpoint_url: str = ""
 
@@ -384,6 +385,7 @@ class World:
         Any edit re-renders the message, so every user's select shows no pick again.
         """
         self.selections.pop(message["id"], None)
+        self.edits[message["id"]] = self.edits.get(message["id"], 0) + 1
         for key in ("content", "embeds", "components"):
             if key in body:
                 message[key] = (

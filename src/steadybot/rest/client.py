@@ -460,6 +460,11 @@ class RestClient:
         route = routes.CHANNEL_BULK_DELETE.compile(channel_id=channel_id)
         await self.request(route, json={"messages": list(message_ids)}, reason=reason)
 
+    async def list_messages(self, channel_id: str, *, limit: int = 50) -> list[Message]:
+        """The channel's latest ``limit`` (1-100) messages, newest first."""
+        route = routes.CHANNEL_LIST_MESSAGES.compile(channel_id=channel_id)
+        return await self._json(route, list[Message], query={"limit": limit})
+
     async def get_channel(self, channel_id: str) -> Channel:
         route = routes.CHANNEL_GET.compile(channel_id=channel_id)
         return await self._json(route, Channel)

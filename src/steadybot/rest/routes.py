@@ -21,6 +21,7 @@ __all__ = [
     "CHANNEL_EDIT_MESSAGE",
     "CHANNEL_GET",
     "CHANNEL_GET_MESSAGE",
+    "CHANNEL_LIST_MESSAGES",
     "GET_CURRENT_USER",
     "GUILD_CREATE_CHANNEL",
     "GUILD_LIST_CHANNELS",
@@ -116,6 +117,7 @@ WEBHOOK_DELETE_MESSAGE = Route(
 )
 CHANNEL_GET = Route("GET", "/channels/{channel_id}")
 CHANNEL_BULK_DELETE = Route("POST", "/channels/{channel_id}/messages/bulk-delete")
+CHANNEL_LIST_MESSAGES = Route("GET", "/channels/{channel_id}/messages")
 CHANNEL_CREATE_MESSAGE = Route("POST", "/channels/{channel_id}/messages")
 CHANNEL_GET_MESSAGE = Route("GET", "/channels/{channel_id}/messages/{message_id}")
 CHANNEL_EDIT_MESSAGE = Route("PATCH", "/channels/{channel_id}/messages/{message_id}")
