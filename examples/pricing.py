@@ -10,12 +10,16 @@ one menu. A member
 picks a service and gets its price, ephemerally; the menu must then show no pick
 again, or the member cannot pick the same service twice in a row.
 
-steadybot's handler is one line plus ``reset=True``: the runtime answers the pick and
-the reset manager (:mod:`steadybot.components.reset`) edits the menu once per burst of
-picks, from a fresh copy, with retries, ending cleanly when the menu was deleted. The
-naive version resets every pick on its own after a 1.5 s debounce, from a message it
-cached for a few seconds, without retries, swallowing failures: it works five times
-and fails on the sixth, and its stale copies undo price updates.
+steadybot's handler is one line plus ``reset=True``: the runtime answers the pick with
+UPDATE_MESSAGE, which re-renders the menu (no channel edit, so none of Discord's 5
+edits per 5 s per channel), and sends the price as an ephemeral follow-up. While the
+admin is changing a menu, or just changed it after a pick arrived, that pick's copy of
+the menu may be old; then the reset manager (:mod:`steadybot.components.reset`) edits
+the menu instead, once per burst of picks, from a fresh copy under the menu's lock,
+with retries, ending cleanly when the menu was deleted. The naive version resets every
+pick on its own after a 1.5 s debounce, from a message it cached for a few seconds,
+without retries, swallowing failures: it works five times and fails on the sixth, and
+its stale copies undo price updates.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from steadybot import Bot, Interaction
 from steadybot.config import Settings
 from steadybot.crowd import Check, CrowdTarget, CrowdUser, RemoteEmulatorError
 from steadybot.emulator import Snapshot
+from steadybot.errors import NotFound
 
 SERVICES = {
     "logo": ("Logo design", 120),
@@ -44,6 +49,7 @@ MENUS_PER_CHANNEL = 2
 PRICE_STEP = 0.1  # every update raises prices by 10 %
 NAIVE_DEBOUNCE = 1.5
 NAIVE_CACHE_TTL = 5.0
+SHOWING_ALLOWANCE = 0.02
 ANNOUNCED = re.compile(r"prices are now version (\d+)")
 
 bot = Bot()
@@ -106,13 +112,16 @@ def register_admin(target: Bot, board: PriceBoard, *, locked: bool) -> None:
     async def update(interaction: Interaction) -> None:
         board.version += 1
         for message_id, channel_id in (await find_menus(target, _guild(interaction))).items():
-            if locked:
-                async with target.resets.lock(message_id):
+            try:
+                if locked:
+                    async with target.resets.lock(message_id):
+                        await target.rest.edit_message(channel_id, message_id, board.menu())
+                    target.resets.invalidate(message_id)
+                else:
                     await target.rest.edit_message(channel_id, message_id, board.menu())
-                target.resets.invalidate(message_id)
-            else:
-                await target.rest.edit_message(channel_id, message_id, board.menu())
-                naive.cache.pop(message_id, None)
+                    naive.cache.pop(message_id, None)
+            except NotFound:
+                continue  # retired while the update ran
         await interaction.respond(f"prices are now version {board.version}")  # see ANNOUNCED
 
     @target.command("prices retire", ephemeral=True)
@@ -244,7 +253,17 @@ class PricingScenario:
 
     def checks(self, snapshot: Snapshot, users: Sequence[CrowdUser]) -> dict[str, Check]:
         picks = [v for u in users for v in u.interactions if v.type == 3]
+        # Answered: acknowledged in time, and the picker was shown a price (in the
+        # answer, or as the follow-up after a type-7 reset).
+        shown = Counter(
+            user_id
+            for user_id in {v.user_id for v in picks}
+            for m in snapshot.ephemeral_messages(user_id)
+            if " costs $" in m.get("content", "")
+        )
+        acknowledged = Counter(v.user_id for v in picks if v.outcome == "acknowledged")
         unanswered = [v for v in picks if v.outcome != "acknowledged"]
+        missing = sum(max(0, n - shown[user_id]) for user_id, n in acknowledged.items())
         menus = {
             m["id"]: m
             for messages in snapshot.messages.values()
@@ -267,9 +286,19 @@ class PricingScenario:
         over = sorted(m for m in menus if edits.get(m, 0) - updates > self.picks[m])
         total_picks = sum(self.picks.values())
         resets = sum(max(0, edits.get(m, 0) - updates) for m in menus)
+        showing = sum(snapshot.picks_while_showing.values())
         return {
-            "every pick answered": Check(
-                not unanswered, f"{len(picks) - len(unanswered)}/{len(picks)} picks answered"
+            # Zero is out of reach only while the bot itself edits a menu: a pick then
+            # cannot reset it from its own copy, and Discord allows 5 edits per 5 s per
+            # channel. Hence a small allowance, stated in the detail.
+            "picks meeting an earlier pick <= 2 %": Check(
+                showing <= SHOWING_ALLOWANCE * total_picks,
+                f"{showing} of {total_picks} picks met the user's earlier pick still showing",
+            ),
+            "every pick answered with its price": Check(
+                not unanswered and not missing,
+                f"{len(picks) - len(unanswered)}/{len(picks)} picks acknowledged, "
+                f"{missing} without their price",
             ),
             "every menu ends reset": Check(
                 not not_reset,
@@ -280,7 +309,7 @@ class PricingScenario:
                 not stale, f"{len(menus) - len(stale)}/{len(menus)} menus at v{self.version}"
             ),
             "edits per menu <= picks on it": Check(
-                not over, f"{resets} reset edits for {total_picks} picks"
+                not over, f"{resets} edits beyond the admin's for {total_picks} picks"
             ),
         }
 

@@ -94,14 +94,16 @@ class Bot:
         *,
         defer: DeferSetting = "auto",
         ephemeral: bool = False,
-        reset: bool = False,
+        reset: bool | Literal["edit"] = False,
     ) -> Callable[[Handler], Handler]:
         """Register a button/select handler by custom_id pattern, e.g.
         ``"role:{role_id:int}"``; placeholders arrive as keyword arguments.
 
-        ``reset=True`` (selects): the menu shows no pick again after every pick, in the
-        answer when the handler answers with ``update`` (type 7), otherwise by a
-        debounced, safe edit (:mod:`steadybot.components.reset`)."""
+        ``reset=True`` (selects): the menu shows no pick again after every pick: in the
+        answer (type 7) when the handler answers with ``update`` or ``respond`` (its
+        content then goes as a follow-up), otherwise by a debounced, fresh, locked edit
+        (:mod:`steadybot.components.reset`). ``reset="edit"`` always uses the edit, for
+        handlers whose answer must be the interaction's initial message."""
         return self._pattern_decorator("component", pattern, defer, ephemeral, reset=reset)
 
     def modal(
@@ -121,7 +123,13 @@ class Bot:
         return register
 
     def _pattern_decorator(
-        self, kind: str, pattern: str, defer: DeferSetting, ephemeral: bool, *, reset: bool = False
+        self,
+        kind: str,
+        pattern: str,
+        defer: DeferSetting,
+        ephemeral: bool,
+        *,
+        reset: bool | Literal["edit"] = False,
     ) -> Callable[[Handler], Handler]:
         def register(func: Handler) -> Handler:
             spec = self._spec(pattern, func, defer, ephemeral)
@@ -190,6 +198,8 @@ class Bot:
             if match is not None:
                 responder.ephemeral_default = match.handler.ephemeral
                 interaction.args = match.args
+                if match.handler.reset is True:
+                    interaction.menu_resets = self.resets
             if match is None:
                 await self._answer_unknown(interaction)
                 return

@@ -41,53 +41,106 @@ async def test_pricing_story_resets_every_menu_under_the_flaky_profile() -> None
     assert stats.active_locks == 0
 
 
-async def test_an_update_answer_resets_in_the_answer_and_a_message_answer_by_edit() -> None:
-    async with Emulator(seed=4, members=5) as emulator:
-        bot = Bot(
-            Settings(
-                application_id=emulator.application_id,
-                public_key=emulator.public_key,
-                token=emulator.bot_token,
-                api_base=emulator.api_base,
-                reset_debounce=0.5,  # the three picks below land well within it
-            )
+def story_bot(emulator: Emulator, **settings: object) -> Bot:
+    return Bot(
+        Settings(
+            application_id=emulator.application_id,
+            public_key=emulator.public_key,
+            token=emulator.bot_token,
+            api_base=emulator.api_base,
+            **settings,  # type: ignore[arg-type]
         )
+    )
+
+
+async def post_menu(emulator: Emulator, custom_id: str) -> str:
+    select = {"type": 3, "custom_id": custom_id, "options": [{"label": "a", "value": "a"}]}
+    body = {"content": "menu", "components": [{"type": 1, "components": [select]}]}
+    return str((await emulator.post_message(emulator.channel_ids[0], body))["id"])
+
+
+async def until_idle(bot: Bot) -> None:
+    for _ in range(200):
+        if bot.idle:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the bot did not become idle")
+
+
+async def test_resets_ride_in_the_answer_unless_the_bot_is_changing_the_menu() -> None:
+    async with Emulator(seed=4, members=5) as emulator:
+        bot = story_bot(emulator, reset_debounce=0.05)
 
         @bot.component("ride", reset=True)
         async def ride(interaction: Interaction) -> None:
             await interaction.update(content=f"picked {interaction.values[0]}")
 
-        @bot.component("edit", reset=True, ephemeral=True)
-        async def edit(interaction: Interaction) -> None:
-            await interaction.respond(f"picked {interaction.values[0]}")
+        @bot.component("price", reset=True, ephemeral=True)
+        async def price(interaction: Interaction) -> None:
+            await interaction.respond(f"{interaction.values[0]} costs $5")
 
         served = await serve_in_process(bot.asgi())
         emulator.set_interactions_endpoint(served.url)
-        channel = emulator.channel_ids[0]
-        menus = {}
-        for custom_id in ("ride", "edit"):
-            select = {"type": 3, "custom_id": custom_id, "options": [{"label": "a", "value": "a"}]}
-            body = {"content": "menu", "components": [{"type": 1, "components": [select]}]}
-            menus[custom_id] = (await emulator.post_message(channel, body))["id"]
+        menus = {name: await post_menu(emulator, name) for name in ("ride", "price")}
         try:
             requests_before = emulator.statistics().rest_requests
             await emulator.pick_select("ride", ["a"], message_id=menus["ride"])
             # The type-7 answer re-rendered the menu: nothing left showing, no API call.
             assert emulator.snapshot().selections == {}
             assert emulator.statistics().rest_requests == requests_before
-            assert bot.resets.statistics().in_answer == 1
 
+            user = emulator.user_ids[1]
+            picked = await emulator.pick_select(
+                "price", ["a"], message_id=menus["price"], user_id=user
+            )
+            await until_idle(bot)
+            assert picked.ack_type == 7  # respond() went out as the reset ...
+            followup = emulator.ephemeral_messages(user)[-1]
+            assert followup["content"] == "a costs $5"  # ... and the price as a follow-up
+            assert emulator.snapshot().selections == {}
+
+            # A pick that arrives while the bot changes the menu waits for the change;
+            # its copy of the menu is older than the change, so no type 7 from it: a
+            # plain answer, and the manager edits from a fresh read afterwards.
+            async with bot.resets.lock(menus["price"]):
+                pick = asyncio.ensure_future(
+                    emulator.pick_select("price", ["a"], message_id=menus["price"])
+                )
+                await asyncio.sleep(0.2)
+                assert not pick.done()  # the answer waits for the bot's change
+                await emulator.edit_message(emulator.channel_ids[0], menus["price"], {})
+            picked = await pick
+            assert picked.ack_type == 4
+            await until_idle(bot)
+            assert emulator.snapshot().selections == {}
+            stats = bot.resets.statistics()
+            assert (stats.in_answer, stats.requested, stats.succeeded) == (2, 1, 1)
+        finally:
+            await served.stop()
+            await bot.close()
+
+
+async def test_reset_edit_coalesces_picks_into_one_edit_of_the_menu() -> None:
+    async with Emulator(seed=4, members=5) as emulator:
+        bot = story_bot(emulator, reset_debounce=0.5)  # the picks below land within it
+
+        @bot.component("edit", reset="edit", ephemeral=True)
+        async def edit(interaction: Interaction) -> None:
+            await interaction.respond(f"picked {interaction.values[0]}")
+
+        served = await serve_in_process(bot.asgi())
+        emulator.set_interactions_endpoint(served.url)
+        menu = await post_menu(emulator, "edit")
+        try:
             for user in emulator.user_ids[:3]:
-                await emulator.pick_select("edit", ["a"], message_id=menus["edit"], user_id=user)
-            assert sorted(emulator.snapshot().selections) == [menus["edit"]]
-            for _ in range(100):
-                if bot.idle:
-                    break
-                await asyncio.sleep(0.02)
+                picked = await emulator.pick_select("edit", ["a"], message_id=menu, user_id=user)
+                assert picked.ack_type == 4
+            assert list(emulator.snapshot().selections) == [menu]
+            await until_idle(bot)
             assert emulator.snapshot().selections == {}
             stats = bot.resets.statistics()
             assert (stats.requested, stats.succeeded, stats.coalesced) == (3, 1, 2)
-            assert emulator.world.edits[menus["edit"]] == 1
+            assert emulator.world.edits[menu] == 1
         finally:
             await served.stop()
             await bot.close()

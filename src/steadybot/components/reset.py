@@ -10,8 +10,11 @@ debounce felt sluggish.
 Why our own: the reset is specific to Discord's interaction model. Two paths:
 
 - **In the answer** (preferred): a handler that answers with UPDATE_MESSAGE (type 7,
-  ``interaction.update``) re-renders the message in that answer. Zero API calls,
-  nothing to go stale. The bot counts it and does nothing else.
+  ``interaction.update``, or ``respond`` in a ``reset=True`` handler, whose content
+  then goes as a follow-up) re-renders the message in that answer: no channel edit,
+  so none of Discord's 5-edits-per-5-s per channel, and the reset is instant. Not when
+  the bot is changing the menu or changed it after the pick arrived (:meth:`lock`,
+  :meth:`invalidate`): the pick's copy of the menu could predate that change.
 - **Debounced edit** otherwise (the handler answered with a new message, e.g. an
   ephemeral price). Per message one job, which is also the message's lock, so two
   edits of one message never overlap:
@@ -162,6 +165,11 @@ class SelectResetManager:
         self._rng = rng or random.Random()
         self._jobs: dict[str, _Job] = {}
         self._locks: dict[str, _KeyLock] = {}
+        # message id → monotonic time the bot last changed it (edits under lock,
+        # invalidate()); kept as long as a pick could still carry an older copy.
+        self._changed: TTLCache[str, float] = TTLCache(
+            maxsize=self.settings.cache_size, ttl=self.settings.cache_ttl, timer=clock.monotonic
+        )
         self._cache: TTLCache[str, Message] = TTLCache(
             maxsize=self.settings.cache_size, ttl=self.settings.cache_ttl, timer=clock.monotonic
         )
@@ -186,6 +194,18 @@ class SelectResetManager:
         self._closed = False
 
     # --- what handlers and the bot call ----------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def answering(self, message_id: str, arrived_at: float) -> AsyncIterator[bool]:
+        """Hold the menu's lock while a pick's answer resets it from the pick's own copy.
+
+        Yields whether that copy is safe to write back: not when the bot changed the
+        menu after the pick arrived (:meth:`lock`, :meth:`invalidate`), since the copy
+        would undo the change. Holding the lock keeps a change from landing between
+        this check and the answer.
+        """
+        async with self._locked(message_id):
+            yield self._changed.get(message_id, float("-inf")) < arrived_at
 
     def reset_in_answer(self) -> None:
         """A pick's answer updated the message (type 7): the menu is reset already."""
@@ -223,8 +243,16 @@ class SelectResetManager:
     @contextlib.asynccontextmanager
     async def lock(self, message_id: str) -> AsyncIterator[None]:
         """Hold ``message_id``'s lock: take it around the bot's own edits of a menu, so a
-        reset's read-and-write of the message never straddles them. The lock's entry
-        is gone as soon as nobody holds or waits for it."""
+        reset's read-and-write of the message never straddles them, and picks that
+        arrived before the edit do not reset the menu from their older copy. The
+        lock's entry is gone as soon as nobody holds or waits for it."""
+        async with self._locked(message_id):
+            yield
+        self._changed[message_id] = self._clock.monotonic()
+
+    @contextlib.asynccontextmanager
+    async def _locked(self, message_id: str) -> AsyncIterator[None]:
+        """The lock alone: a reset writes the menu back unchanged, so it is no change."""
         entry = self._locks.get(message_id)
         if entry is None:
             entry = self._locks[message_id] = _KeyLock()
@@ -240,6 +268,7 @@ class SelectResetManager:
     def invalidate(self, message_id: str) -> None:
         """Forget a cached message (the bot changed it)."""
         self._cache.pop(message_id, None)
+        self._changed[message_id] = self._clock.monotonic()
 
     # --- introspection -------------------------------------------------------------------
 
@@ -300,7 +329,7 @@ class SelectResetManager:
         attempt = 0
         while True:
             try:
-                async with self.lock(message_id):
+                async with self._locked(message_id):
                     self._counts["rest_calls"] += 1
                     fresh = await self._rest.get_message(channel_id, message_id)
                     self._counts["rest_calls"] += 1

@@ -251,6 +251,7 @@ class Emulator:
             dm_channels=dict(world.dm_channels) if full else {},
             selections={m: sorted(u) for m, u in world.selections.items() if u} if full else {},
             message_edits=dict(world.edits) if full else {},
+            picks_while_showing=dict(world.picks_while_showing) if full else {},
             statistics=stats,
         )
 

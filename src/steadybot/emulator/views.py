@@ -83,6 +83,8 @@ class Snapshot(msgspec.Struct, kw_only=True, frozen=True):
     # message id → users whose select on it still shows their pick (no edit since)
     selections: dict[str, list[str]] = msgspec.field(default_factory=dict)
     message_edits: dict[str, int] = msgspec.field(default_factory=dict)  # message id → edits
+    # message id → picks made while that user's earlier pick on it still showed
+    picks_while_showing: dict[str, int] = msgspec.field(default_factory=dict)
     statistics: EmulatorStatistics
 
     def channel_messages(self, channel_id: str) -> list[JSON]:

@@ -176,6 +176,7 @@ class World:
     # (or deleted): message id → users whose pick still shows.
     selections: dict[str, set[str]] = field(default_factory=dict)
     edits: dict[str, int] = field(default_factory=dict)  # message id → times edited
+    picks_while_showing: dict[str, int] = field(default_factory=dict)  # message id → picks
     commands: dict[str, JSON] = field(default_factory=dict)  # id → command; guild_id or None
     interactions_endpoint_url: str = ""
 
@@ -336,8 +337,16 @@ class World:
                 ephemeral.remove(message)
 
     def pick(self, message_id: str, user_id: str) -> None:
-        """A user picked in a select on ``message_id``: their client shows the pick."""
-        self.selections.setdefault(message_id, set()).add(user_id)
+        """A user picked in a select on ``message_id``: their client shows the pick.
+
+        A pick while their earlier pick still shows is counted: in Discord the same
+        option cannot be picked twice in a row then, which is what users report as
+        "the menu stopped working".
+        """
+        picked = self.selections.setdefault(message_id, set())
+        if user_id in picked:
+            self.picks_while_showing[message_id] = self.picks_while_showing.get(message_id, 0) + 1
+        picked.add(user_id)
 
     # --- writes -------------------------------------------------------------------
 

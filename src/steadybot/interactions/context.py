@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Coroutine, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from steadybot.clock import Clock
-from steadybot.constants import InteractionType, OptionType
+from steadybot.constants import EPHEMERAL_FLAG, InteractionType, OptionType
 from steadybot.interactions.bodies import Choice, Component, Embed
 from steadybot.interactions.payload import (
     AnyInteraction,
@@ -18,10 +19,19 @@ from steadybot.interactions.payload import (
     ResolvedData,
 )
 from steadybot.interactions.progress import ProgressReporter
-from steadybot.interactions.responder import Responder
+from steadybot.interactions.responder import Responder, ResponderState
 from steadybot.interactions.routing import command_path
 from steadybot.models import Attachment, Channel, Message, Role, User
 from steadybot.rest import RestClient
+
+
+class MenuResets(Protocol):
+    """What an interaction asks the select-reset manager (components/reset.py)."""
+
+    def answering(
+        self, message_id: str, arrived_at: float
+    ) -> contextlib.AbstractAsyncContextManager[bool]: ...
+
 
 __all__ = ["Interaction", "ResolvedOption"]
 
@@ -72,6 +82,8 @@ class Interaction:
         self.args: Mapping[str, object] = args or {}
         """Typed arguments parsed out of the custom_id by the handler's pattern."""
         self._clock = clock
+        self.menu_resets: MenuResets | None = None
+        """Set for ``reset=True`` handlers: a first ``respond`` resets the menu (type 7)."""
         self.command_path: tuple[str, ...] = ()
         self.options: dict[str, ResolvedOption | None] = {}
         self.focused_option: str | None = None
@@ -164,7 +176,23 @@ class Interaction:
         allowed_mentions: Mapping[str, object] | None = None,
         fallback_channel_id: str | None = None,
     ) -> Coroutine[Any, Any, Message | None]:
-        """Answer the user (await it); see :meth:`Responder.respond`."""
+        """Answer the user (await it); see :meth:`Responder.respond`.
+
+        In a ``reset=True`` select handler, a first answer goes out as UPDATE_MESSAGE
+        (type 7) carrying the menu's own components, which shows no pick again at no
+        extra cost, and the content as a follow-up (ephemeral by the handler's default).
+        Not when the bot changed the menu after the pick arrived (it waits while the bot
+        is changing it): the interaction's copy of the menu could be older than that
+        change, so the answer is a plain message and the reset is left to the reset
+        manager's fresh, locked edit.
+        """
+        resets = self.menu_resets
+        if resets is not None and self.responder.state is ResponderState.PENDING:
+            message = self.message
+            if message is not None and not message.flags & EPHEMERAL_FLAG:
+                return self._respond_resetting(
+                    resets, message, content, embeds, components, ephemeral, allowed_mentions
+                )
         # Returns the responder's coroutine rather than awaiting it: one frame less on
         # the path every interaction takes.
         return self.responder.respond(
@@ -174,6 +202,35 @@ class Interaction:
             ephemeral=ephemeral,
             allowed_mentions=allowed_mentions,
             fallback_channel_id=fallback_channel_id,
+        )
+
+    async def _respond_resetting(
+        self,
+        resets: MenuResets,
+        message: Message,
+        content: str | None,
+        embeds: Sequence[Embed] | None,
+        components: Sequence[Component] | None,
+        ephemeral: bool | None,
+        allowed_mentions: Mapping[str, object] | None,
+    ) -> Message | None:
+        async with resets.answering(message.id, self.responder.arrived_at) as current:
+            if current:
+                await self.responder.update(components=message.components)
+        if not current:
+            return await self.responder.respond(
+                content,
+                embeds=embeds,
+                components=components,
+                ephemeral=ephemeral,
+                allowed_mentions=allowed_mentions,
+            )
+        return await self.responder.followup(
+            content,
+            embeds=embeds,
+            components=components,
+            ephemeral=ephemeral,
+            allowed_mentions=allowed_mentions,
         )
 
     async def followup(

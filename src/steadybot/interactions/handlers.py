@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from steadybot.interactions.defer import DeferMode, LatencyTracker
 
@@ -23,7 +24,9 @@ class HandlerSpec:
     defer: DeferMode
     ephemeral: bool
     tracker: LatencyTracker
-    reset: bool = False  # a select whose menu is reset after every pick
+    # A select whose menu is reset after every pick: True (in the answer when it can)
+    # or "edit" (always by the reset manager's edit).
+    reset: bool | Literal["edit"] = False
     _parameters: tuple[str, ...] = field(default=(), init=False)
     _defaults: frozenset[str] = field(default=frozenset(), init=False)
     _takes_all: bool = field(default=False, init=False)
