@@ -31,6 +31,7 @@ from rich.console import Console
 from steadybot.bot import Bot
 from steadybot.crowd import CrowdReport, Scenario, run_crowd
 from steadybot.crowd.render import report_table
+from steadybot.crowd.runner import SETTLE_TIMEOUT
 from steadybot.emulator import BucketLimit, Emulator, RateLimitSettings
 from steadybot.serving import serve_in_process
 
@@ -45,6 +46,9 @@ __all__ = [
 ]
 
 STORIES = {"applications": "examples.applications", "pricing": "examples.pricing"}
+# How long a baseline run may take to settle after its last user: a naive bot can leave
+# "thinking…" answers owed forever; the report shows them, the demo need not wait 60 s.
+BASELINE_SETTLE_TIMEOUT = 15.0
 # Discord allows only a handful of channel creations per 10 s per guild; a few hundred
 # applicants in 20 s need a bigger allowance, so the demo's emulator grants one and
 # says so. Every other limit keeps the emulator's defaults.
@@ -141,6 +145,7 @@ async def _run_story(
                 seed=options.seed,
                 console=out,
                 bot_idle=lambda: bot.idle,
+                settle_timeout=BASELINE_SETTLE_TIMEOUT if naive else SETTLE_TIMEOUT,
             )
         finally:
             await served.stop()
