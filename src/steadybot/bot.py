@@ -324,21 +324,22 @@ class Bot:
     async def close(self) -> None:
         """Stop taking work, give in-flight handlers ``shutdown_grace`` s, then close."""
         self._accepting = False
-        pending = set(self._tasks)
-        if pending:
+        if self._tasks:
             log.info(
                 "shutdown: waiting up to %.1fs for %d handler(s)",
                 self.settings.shutdown_grace,
-                len(pending),
+                len(self._tasks),
             )
             timer = asyncio.ensure_future(self.clock.sleep(self.settings.shutdown_grace))
             try:
-                waiter = asyncio.ensure_future(asyncio.wait(pending))
-                await asyncio.wait({waiter, timer}, return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
+                # Again while new work appears: a handler may spawn some in the grace.
+                while self._tasks and not timer.done():
+                    waiter = asyncio.ensure_future(asyncio.wait(set(self._tasks)))
+                    await asyncio.wait({waiter, timer}, return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
             finally:
                 timer.cancel()
-            unfinished = [task for task in pending if not task.done()]
+            unfinished = [task for task in self._tasks if not task.done()]
             for task in unfinished:
                 task.cancel()
             if unfinished:

@@ -133,6 +133,11 @@ class Settings(BaseSettings):
     reset_max_active_locks: int = Field(
         5, ge=1, description="Active reset locks above which the verdict is a warning."
     )
+    reset_answer_wait: float = Field(
+        1.5,
+        ge=0,
+        description="Seconds a pick's answer waits for its menu's lock before answering plainly.",
+    )
     message_cache_ttl: float = Field(
         30.0, gt=0, description="Seconds a message read through the reset manager is cached."
     )

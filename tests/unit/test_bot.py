@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
-from support import RecordingSink, command, component, harness
+from support import RecordingSink, command, component, harness, settings
 
 from steadybot import Bot, Interaction, UserFacingError
 from steadybot.clock import ManualClock, Timer
@@ -286,3 +286,30 @@ async def test_close_waits_for_in_flight_work_within_the_grace_period() -> None:
     contents = [c.json.get("content") for c in edits if isinstance(c.json, dict)]
     assert bot.settings.interrupted_message in contents
     assert bot.settings.done_message not in contents
+
+
+async def test_work_spawned_during_the_shutdown_grace_is_waited_for_too() -> None:
+    clock = ManualClock()
+    bot = Bot(settings(shutdown_grace=5.0))
+    bot.use_clock(clock)
+    finished: list[str] = []
+
+    async def later(name: str, seconds: float) -> None:
+        await clock.sleep(seconds)
+        finished.append(name)
+
+    async def handler_like() -> None:
+        await clock.sleep(1.0)
+        bot.spawn(later("spawned in the grace", 1.0))
+
+    async def close() -> None:
+        await bot.close()
+        finished.append("closed")
+
+    bot.spawn(handler_like())
+    closing = asyncio.ensure_future(close())
+    for _ in range(40):
+        await clock.advance(0.25)
+    await closing
+    assert finished == ["spawned in the grace", "closed"]
+    assert bot.idle

@@ -519,3 +519,28 @@ async def test_a_cancelled_waiter_leaves_no_queue_or_slot_behind() -> None:
     await clock.advance(5.1)
     await finish(clock, rest.create_message("10", {"content": "z"}))
     assert len(fake.sent) == 2  # the cancelled one never went
+
+
+async def test_the_deadline_also_bounds_the_wait_behind_other_requests() -> None:
+    clock = ManualClock()
+    fake = server(clock, message_create=BucketLimit(1, 10.0))
+    rest = rest_client(fake, clock)
+    await finish(clock, rest.create_message("10", {"content": "x"}))  # learnt, slot used
+    route = routes.CHANNEL_CREATE_MESSAGE.compile(channel_id="10")
+    first = asyncio.ensure_future(rest.request(route, json={"content": "no deadline"}))
+    await clock.settle()
+    second = asyncio.ensure_future(
+        rest.request(route, json={"content": "late"}, deadline=clock.monotonic() + 1.0)
+    )
+    await clock.settle()
+    await clock.advance(1.0)
+    await clock.settle()
+    assert second.done()
+    with pytest.raises(RateLimitWait):
+        await second  # it waited in line for its turn no longer than its deadline
+    manager = rest.rate_limiter
+    assert isinstance(manager, BucketManager)
+    await clock.advance(10.0)
+    await first
+    assert manager.queued_keys == 0
+    assert len(fake.sent) == 2

@@ -319,3 +319,43 @@ async def test_the_manager_resets_after_every_pick_of_the_same_sequence() -> Non
     await play(clock, lambda: resets.request(CHANNEL, "m1"))
     assert unreset_picks(store, start) == []
     assert resets.statistics().succeeded == 6
+
+
+async def test_a_picks_answer_never_waits_long_or_on_itself_for_the_menu_lock() -> None:
+    clock = ManualClock()
+    store = Store(clock)
+    store.add("m1")
+    resets, _ = manager(store, clock, answer_wait=0.5)
+    # The handler itself holds the lock: no deadlock, just no reset from its copy.
+    async with resets.lock("m1"), resets.answering("m1", arrived_at=0.0) as current:
+        assert current is False
+    # Another task holds it past answer_wait: the answer goes on without it.
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with resets.lock("m1"):
+            await release.wait()
+
+    holder = asyncio.ensure_future(hold())
+    await clock.settle()
+
+    async def answer() -> bool:
+        async with resets.answering("m1", arrived_at=clock.monotonic()) as current:
+            return current
+
+    answering = asyncio.ensure_future(answer())
+    await clock.settle()
+    assert not answering.done()
+    await clock.advance(0.5)
+    assert await answering is False
+    release.set()
+    await holder
+    assert resets.statistics().active_locks == 0
+    # A failed edit under the lock still counts as a change: older copies stay unused.
+    arrived = clock.monotonic()
+    await clock.advance(0.1)
+    with pytest.raises(RuntimeError):
+        async with resets.lock("m1"):
+            raise RuntimeError("the edit timed out; it may have reached Discord")
+    async with resets.answering("m1", arrived_at=arrived) as current:
+        assert current is False

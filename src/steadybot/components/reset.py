@@ -78,6 +78,7 @@ class ResetSettings:
     cache_size: int = 1_000
     healthy_success_rate: float = 0.8
     max_active_locks: int = 5
+    answer_wait: float = 1.5  # below defer_after (2 s): the answer still beats the auto-defer
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ResetSettings:
@@ -93,6 +94,7 @@ class ResetSettings:
             cache_size=settings.message_cache_size,
             healthy_success_rate=settings.reset_healthy_success_rate,
             max_active_locks=settings.reset_max_active_locks,
+            answer_wait=settings.reset_answer_wait,
         )
 
 
@@ -136,11 +138,16 @@ class _Job:
 
 
 class _KeyLock:
-    __slots__ = ("lock", "users")
+    __slots__ = ("lock", "owner", "users")
 
     def __init__(self) -> None:
+        self.owner: asyncio.Task[object] | None = None
         self.lock = asyncio.Lock()
         self.users = 0
+
+
+class _Busy(Exception):
+    """Internal: a menu's lock was not free within the time allowed."""
 
 
 class SelectResetManager:
@@ -204,8 +211,17 @@ class SelectResetManager:
         would undo the change. Holding the lock keeps a change from landing between
         this check and the answer.
         """
-        async with self._locked(message_id):
-            yield self._changed.get(message_id, float("-inf")) < arrived_at
+        entry = self._locks.get(message_id)
+        if entry is not None and entry.owner is asyncio.current_task():
+            yield False  # the handler itself holds the lock (asyncio.Lock is not re-entrant)
+            return
+        try:
+            async with self._locked(message_id, within=self.settings.answer_wait):
+                yield self._changed.get(message_id, float("-inf")) < arrived_at
+        except _Busy:
+            # The lock stays held (an edit waiting for Discord's edit bucket): answer
+            # plainly now rather than keep the user waiting; the manager resets later.
+            yield False
 
     def reset_in_answer(self) -> None:
         """A pick's answer updated the message (type 7): the menu is reset already."""
@@ -246,24 +262,53 @@ class SelectResetManager:
         reset's read-and-write of the message never straddles them, and picks that
         arrived before the edit do not reset the menu from their older copy. The
         lock's entry is gone as soon as nobody holds or waits for it."""
-        async with self._locked(message_id):
-            yield
-        self._changed[message_id] = self._clock.monotonic()
+        try:
+            async with self._locked(message_id):
+                yield
+        finally:
+            # Also when the edit failed: it may have reached Discord all the same.
+            self._changed[message_id] = self._clock.monotonic()
 
     @contextlib.asynccontextmanager
-    async def _locked(self, message_id: str) -> AsyncIterator[None]:
-        """The lock alone: a reset writes the menu back unchanged, so it is no change."""
+    async def _locked(self, message_id: str, *, within: float | None = None) -> AsyncIterator[None]:
+        """The lock alone: a reset writes the menu back unchanged, so it is no change.
+
+        ``within``: give up with :class:`_Busy` if the lock is not free by then.
+        """
         entry = self._locks.get(message_id)
         if entry is None:
             entry = self._locks[message_id] = _KeyLock()
         entry.users += 1
         try:
-            async with entry.lock:
+            if within is None or not entry.lock.locked():
+                await entry.lock.acquire()
+            else:
+                await self._acquire_within(entry.lock, within)
+            entry.owner = asyncio.current_task()
+            try:
                 yield
+            finally:
+                entry.owner = None
+                entry.lock.release()
         finally:
             entry.users -= 1
             if entry.users == 0:
                 del self._locks[message_id]
+
+    async def _acquire_within(self, lock: asyncio.Lock, seconds: float) -> None:
+        acquire = asyncio.ensure_future(lock.acquire())
+        timer = asyncio.ensure_future(self._clock.sleep(seconds))
+        try:
+            await asyncio.wait((acquire, timer), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+            await asyncio.gather(timer, return_exceptions=True)
+            if not acquire.done():
+                acquire.cancel()
+                await asyncio.gather(acquire, return_exceptions=True)
+        if acquire.cancelled() or acquire.exception() is not None:
+            raise _Busy
+        # acquire() finished: the lock is ours.
 
     def invalidate(self, message_id: str) -> None:
         """Forget a cached message (the bot changed it)."""
@@ -308,6 +353,9 @@ class SelectResetManager:
                 job.dirty = False  # picks from now on need another edit after this one
                 if not await self._reset(message_id, job.channel_id):
                     break
+        except Exception:  # e.g. a shared rate-limit store down: counted, not lost quietly
+            self._counts["failed"] += 1
+            log.exception("reset of menu %s failed", message_id)
         finally:
             if self._jobs.get(message_id) is job:
                 del self._jobs[message_id]
@@ -398,5 +446,6 @@ class SelectResetManager:
         _, unfinished = await asyncio.wait(tasks, timeout=self.settings.flush_timeout)
         for task in unfinished:
             task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
         if unfinished:
             log.warning("%d menu resets did not finish within the shutdown flush", len(unfinished))

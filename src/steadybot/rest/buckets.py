@@ -34,7 +34,7 @@ import asyncio
 import heapq
 import itertools
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Final
 
 from steadybot.clock import Clock
@@ -70,6 +70,10 @@ class _PriorityGate:
         self._busy = False
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
+
+    @property
+    def free(self) -> bool:
+        return not self._busy and not self._waiters
 
     async def enter(self, priority: int) -> None:
         if not self._busy and not self._waiters:
@@ -162,8 +166,11 @@ class BucketManager:
         queue_key = key or GLOBAL_KEY
         queue = self._enter(queue_key)
         try:
-            async with queue.lock:
+            await self._turn(queue.lock, route, deadline)
+            try:
                 await self._admit(route, claims, deadline, backlog=queue.users)
+            finally:
+                queue.lock.release()
         finally:
             self._leave(queue_key, queue)
         return Permit(route, bucket=key)
@@ -178,7 +185,7 @@ class BucketManager:
         probe_key = f"?{route_key}:{route.major}"
         queue = self._enter(probe_key)
         try:
-            await queue.lock.acquire()
+            await self._turn(queue.lock, route, deadline)
         except BaseException:
             self._leave(probe_key, queue)
             raise
@@ -189,12 +196,15 @@ class BucketManager:
                 if claimed:
                     await self._admit(route, self._claims(route, None), deadline)
                     return Permit(route, bucket=probe_key, probe=True)
-                await self._clock.sleep(self._probe_poll)  # another process is probing it
+                # Another process is probing it.
+                await self._sleep(route, self._probe_poll, deadline)
                 await self._shared_route(route_key)
         except BaseException:
-            if claimed:
-                await self._store.end_probe(probe_key)
-            self._unlock(probe_key, queue)
+            try:
+                if claimed:
+                    await self._store.end_probe(probe_key)
+            finally:
+                self._unlock(probe_key, queue)
             raise
         self._unlock(probe_key, queue)
         return None
@@ -250,17 +260,55 @@ class BucketManager:
                 continue
             # The bucket's backlog in seconds of its own pace: what it still needs at least.
             need = max((backlog * claim.period / claim.limit for claim in bucket), default=0.0)
-            await self._global_gate.enter(-int(need * 1000))
+            priority = -int(need * 1000)
+            if self._global_gate.free:
+                await self._global_gate.enter(priority)
+            else:
+                await self._before(self._global_gate.enter(priority), route, deadline)
             try:
                 while True:
                     wait = await self._store.take(claims)
                     if wait <= 0.0:
                         return
-                    if await self._store.take([self._global], record=False) <= 0.0:
-                        break  # the bucket filled meanwhile: wait for it outside the queue
+                    if bucket and await self._store.take(bucket, record=False) > 0.0:
+                        break  # the bucket filled meanwhile: wait for it outside the gate
                     await self._sleep(route, wait, deadline)
             finally:
                 self._global_gate.leave()
+
+    async def _turn(self, lock: asyncio.Lock, route: CompiledRoute, deadline: float | None) -> None:
+        if lock.locked():
+            await self._before(lock.acquire(), route, deadline)
+        else:
+            await lock.acquire()  # free: taken at once, nothing to time
+
+    async def _before(
+        self, waiting: Awaitable[object], route: CompiledRoute, deadline: float | None
+    ) -> None:
+        """Await ``waiting`` (a turn in a queue), but not past ``deadline``: then cancel it
+        and raise :class:`RateLimitWait`, as for a slot."""
+        if deadline is None:
+            await waiting
+            return
+        turn = asyncio.ensure_future(waiting)
+        left = deadline - self._clock.monotonic()
+        if not turn.done() and left > 0:
+            timer = asyncio.ensure_future(self._clock.sleep(left))
+            try:
+                await asyncio.wait((turn, timer), return_when=asyncio.FIRST_COMPLETED)
+            except BaseException:
+                turn.cancel()
+                raise
+            finally:
+                timer.cancel()
+                await asyncio.gather(timer, return_exceptions=True)
+        if not turn.done():
+            turn.cancel()
+            try:
+                await turn
+            except asyncio.CancelledError:
+                raise RateLimitWait(route=str(route.route), wait=max(0.0, left)) from None
+        await turn  # its result, or its exception
 
     async def _sleep(self, route: CompiledRoute, wait: float, deadline: float | None) -> None:
         if deadline is not None and self._clock.monotonic() + wait > deadline:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from steadybot.clock import Clock
 from steadybot.constants import ErrorCode
-from steadybot.errors import DiscordHTTPError, Forbidden, RateLimitWait, TransportError
+from steadybot.errors import DiscordHTTPError, Forbidden, TransportError
 from steadybot.rest.client import RestClient
 from steadybot.snowflake import snowflake_time
 
@@ -164,7 +164,7 @@ class MessageCleaner:
                 return
             for message_id in batch:
                 report.failed[message_id] = _reason(exc)
-        except (TransportError, RateLimitWait) as exc:
+        except Exception as exc:
             for message_id in batch:
                 report.failed[message_id] = _reason(exc)
         else:
@@ -183,7 +183,7 @@ class MessageCleaner:
                     report.gone.append(message_id)
                 else:
                     report.failed[message_id] = _reason(exc)
-            except (TransportError, RateLimitWait) as exc:
+            except Exception as exc:
                 report.failed[message_id] = _reason(exc)
             else:
                 report.deleted.append(message_id)
