@@ -34,6 +34,8 @@ from steadybot.interactions.routing import CustomIdPattern, RouteMatch, Router
 from steadybot.interactions.runner import run_handler
 from steadybot.interactions.sinks import InitialResponseSink
 from steadybot.interactions.statistics import RuntimeCounters, RuntimeStatistics
+from steadybot.observability.health import HealthMonitor
+from steadybot.observability.metrics import BotMetrics
 from steadybot.rest import RestClient, Transport
 
 if TYPE_CHECKING:
@@ -66,6 +68,8 @@ class Bot:
         self._accepting = True
         self._app: InteractionsApp | None = None
         self._resets: SelectResetManager | None = None
+        self._metrics: BotMetrics | None = None
+        self._health: HealthMonitor | None = None
 
     def use_clock(self, clock: Clock) -> None:
         """Run on ``clock`` from now on (tests: share a ManualClock with the emulator).
@@ -73,6 +77,7 @@ class Bot:
         self.clock = clock
         self.rest = RestClient.from_settings(self.settings, clock=clock, transport=self._transport)
         self._resets = None
+        self._health = None
 
     # --- registration -------------------------------------------------------------------
 
@@ -227,6 +232,7 @@ class Bot:
             self._resets = SelectResetManager(
                 self.rest, clock=self.clock, settings=ResetSettings.from_settings(self.settings)
             )
+            self.metrics.register(self._resets.collect)
         return self._resets
 
     def _reset_menu(self, interaction: Interaction) -> None:
@@ -276,6 +282,29 @@ class Bot:
         """Counters of everything the runtime did since start."""
         return self._counters.snapshot()
 
+    def handler_specs(self) -> list[HandlerSpec]:
+        """Every registered handler (metrics read their counts)."""
+        return list(self._router.handlers())
+
+    @property
+    def health(self) -> HealthMonitor:
+        """The health verdict (``GET /health``); components register checks into it."""
+        if self._health is None:
+            self._health = HealthMonitor(self, clock=self.clock)
+        return self._health
+
+    @property
+    def reset_manager(self) -> SelectResetManager | None:
+        """The select-reset manager if one was made (``resets`` makes it)."""
+        return self._resets
+
+    @property
+    def metrics(self) -> BotMetrics:
+        """This bot's metrics registry (``GET /metrics``); components register into it."""
+        if self._metrics is None:
+            self._metrics = BotMetrics(self)
+        return self._metrics
+
     def latency(self) -> Mapping[str, LatencyStatistics]:
         """Per-handler answer-latency snapshots."""
         return {
@@ -318,8 +347,9 @@ class Bot:
         return self._app
 
     async def start(self) -> None:
-        """Prepare for work (idempotent)."""
+        """Prepare for work (idempotent): the health monitor starts sampling."""
         self._accepting = True
+        self.health.start()
 
     async def close(self) -> None:
         """Stop taking work, give in-flight handlers ``shutdown_grace`` s, then close."""
@@ -347,6 +377,8 @@ class Bot:
                     "shutdown: cancelled %d handler(s) past the grace period", len(unfinished)
                 )
                 await asyncio.gather(*unfinished, return_exceptions=True)
+        if self._health is not None:
+            self._health.stop()
         if self._resets is not None:
             await self._resets.close()
         await self.rest.close()

@@ -143,6 +143,38 @@ class Settings(BaseSettings):
     )
     message_cache_size: int = Field(1000, ge=1, description="Messages kept in that cache.")
 
+    # --- health (observability/health.py) ---------------------------------------------
+    health_window: float = Field(
+        60.0, gt=0, description="Seconds of the sliding window the health verdict judges."
+    )
+    health_sample_interval: float = Field(
+        5.0, gt=0, description="Seconds between samples of the counters for the verdict."
+    )
+    health_log_interval: float = Field(
+        60.0, gt=0, description="Seconds between log lines with the verdict."
+    )
+    health_min_events: int = Field(
+        5, ge=1, description="Events in the window before a success rate is judged."
+    )
+    health_success_warning: float = Field(
+        0.95, ge=0, le=1, description="Initial-response or follow-up success below: warning."
+    )
+    health_success_critical: float = Field(
+        0.8, ge=0, le=1, description="Initial-response or follow-up success below: critical."
+    )
+    health_loop_lag_warning: float = Field(
+        0.25, gt=0, description="Event-loop lag (s) from which the verdict is a warning."
+    )
+    health_loop_lag_critical: float = Field(
+        1.0, gt=0, description="Event-loop lag (s) from which the verdict is critical."
+    )
+    health_invalid_share_warning: float = Field(
+        0.5, ge=0, le=1, description="Invalid-request budget share from which: warning."
+    )
+    health_invalid_share_critical: float = Field(
+        0.8, ge=0, le=1, description="Invalid-request budget share from which: critical."
+    )
+
     # --- user-facing texts ----------------------------------------------------------
     unknown_route_message: str = Field(
         "This action is no longer available.",

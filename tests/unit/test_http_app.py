@@ -192,7 +192,8 @@ async def test_unknown_paths_and_methods() -> None:
     assert (await call(bot, b"", method="GET"))[0] == 405
     status, health = await call(bot, b"", method="GET", path="/health")
     assert status == 200
-    assert health["status"] == "ok"
+    assert health["status"] == "healthy"
+    assert health["reasons"] == []
 
 
 async def test_shutting_down_refuses_new_work_but_answers_ping() -> None:

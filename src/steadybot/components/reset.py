@@ -42,11 +42,12 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from cachetools import TTLCache
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from steadybot.clock import Clock, Timer
 from steadybot.config import Settings
@@ -337,6 +338,30 @@ class SelectResetManager:
                 f"{stats.active_locks} active reset locks > {self.settings.max_active_locks}"
             )
         return ResetHealth(status, tuple(reasons))
+
+    def collect(self) -> Iterator[Metric]:
+        """Prometheus metric families of the counters (registered by the bot)."""
+        stats = self.statistics()
+        resets = CounterMetricFamily(
+            "steadybot_menu_resets", "Select-menu resets, by outcome.", labels=["outcome"]
+        )
+        for outcome in ("requested", "in_answer", "succeeded", "failed", "coalesced", "deleted"):
+            resets.add_metric([outcome], getattr(stats, outcome))
+        yield resets
+        yield CounterMetricFamily(
+            "steadybot_menu_reset_retries", "Reset edits retried.", value=stats.retries
+        )
+        cache = CounterMetricFamily(
+            "steadybot_message_cache", "Message cache lookups, by result.", labels=["result"]
+        )
+        cache.add_metric(["hit"], stats.cache_hits)
+        cache.add_metric(["miss"], stats.cache_misses)
+        yield cache
+        yield GaugeMetricFamily(
+            "steadybot_menu_locks",
+            "Menus with a reset job or a held lock.",
+            value=stats.active_locks,
+        )
 
     @property
     def pending(self) -> Mapping[str, str]:

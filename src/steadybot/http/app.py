@@ -4,7 +4,8 @@ Written directly against ASGI rather than on a web framework because it is the h
 path whose cost the endpoint benchmark holds against a bare floor: one route, a
 signature check, a msgspec decode and a JSON reply. The steps, in order:
 
-1. only ``POST /interactions`` (plus ``GET /health``); others 404/405;
+1. only ``POST /interactions`` (plus ``GET /health``, the verdict with its reasons, 503
+   when critical, and ``GET /metrics``, Prometheus's text format); others 404/405;
 2. the body is read up to ``max_body_bytes`` (more → 400);
 3. Ed25519 signature + timestamp window (bad → 401);
 4. msgspec decode and validation (bad → 400 with the reason, never a stack trace);
@@ -25,6 +26,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from steadybot.constants import CallbackType
 from steadybot.errors import PayloadError, SignatureError
@@ -78,7 +80,18 @@ class InteractionsApp:
                 return
             await self._interaction(scope, receive, send)
         elif path == "/health":
-            await _reply(send, 200, {"status": "ok", "in_flight": self._bot.in_flight})
+            verdict = self._bot.health.verdict()
+            body = {**verdict.to_json(), "in_flight": self._bot.in_flight}
+            await _reply(send, verdict.http_status, body)
+        elif path == "/metrics":
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", CONTENT_TYPE_LATEST.encode())],
+                }
+            )
+            await send({"type": "http.response.body", "body": self._bot.metrics.exposition()})
         else:
             await _reply(send, 404, {"error": "not found"})
 

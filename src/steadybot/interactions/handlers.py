@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from steadybot.interactions.defer import DeferMode, LatencyTracker
+from steadybot.observability.metrics import HandlerMetrics
 
 __all__ = ["Handler", "HandlerSpec"]
 
@@ -27,6 +28,7 @@ class HandlerSpec:
     # A select whose menu is reset after every pick: True (in the answer when it can)
     # or "edit" (always by the reset manager's edit).
     reset: bool | Literal["edit"] = False
+    metrics: HandlerMetrics = field(default_factory=HandlerMetrics)
     _parameters: tuple[str, ...] = field(default=(), init=False)
     _defaults: frozenset[str] = field(default=frozenset(), init=False)
     _takes_all: bool = field(default=False, init=False)

@@ -48,7 +48,13 @@ from steadybot.constants import (
     INTERACTION_TOKEN_LIFETIME,
     CallbackType,
 )
-from steadybot.errors import DiscordHTTPError, IllegalTransition, InteractionExpired
+from steadybot.errors import (
+    DiscordHTTPError,
+    IllegalTransition,
+    InteractionExpired,
+    RateLimitWait,
+    TransportError,
+)
 from steadybot.interactions.bodies import (
     Choice,
     Component,
@@ -122,6 +128,7 @@ class Responder:
     """Answers one interaction, exactly once, by the right route for its state."""
 
     __slots__ = (  # one per interaction, on the hot path: slots make it cheaper
+        "_acknowledged_at",
         "_arrived_at",
         "_busy",
         "_clock",
@@ -168,6 +175,7 @@ class Responder:
         self._busy = False
         self._waiters: collections.deque[asyncio.Future[None]] | None = None
         self._first_answer_at: float | None = None
+        self._acknowledged_at: float | None = None
         self._original: Message | None = None
         self._progress: ProgressReporter | None = None
         self._progress_message_id: str | None = None
@@ -186,6 +194,11 @@ class Responder:
     def arrived_at(self) -> float:
         """Monotonic time the request arrived; every deadline counts from here."""
         return self._arrived_at
+
+    @property
+    def acknowledged_at(self) -> float | None:
+        """Monotonic time the initial response (answer or defer) went out, if it did."""
+        return self._acknowledged_at
 
     @property
     def first_answer_at(self) -> float | None:
@@ -619,8 +632,10 @@ class Responder:
             # Cancelled while the accepted reply was being written: it did go out.
             if self._sink.accepted:
                 self._move(target)
+                self._acknowledged_at = self._clock.monotonic()
             raise
         self._move(target)
+        self._acknowledged_at = self._clock.monotonic()
 
     async def _token_call(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run a token-bound REST call; a dead token becomes :class:`_TokenDead`."""
@@ -628,12 +643,18 @@ class Responder:
             self._expire("the 15-minute token lifetime is over")
             raise _TokenDead
         try:
-            return await call()
+            result = await call()
         except DiscordHTTPError as exc:
             if exc.token_is_dead:
                 self._expire(f"Discord answered {exc.status}/{exc.code}")
                 raise _TokenDead from None
+            self._counters.add("followups_failed")
             raise
+        except (TransportError, RateLimitWait):
+            self._counters.add("followups_failed")
+            raise
+        self._counters.add("followups_delivered")
+        return result
 
     async def _fallback(
         self, body: dict[str, object], *, ephemeral: bool, channel_id: str | None

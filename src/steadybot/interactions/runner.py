@@ -34,6 +34,8 @@ from steadybot.interactions.statistics import RuntimeCounters
 __all__ = ["run_handler"]
 
 log = logging.getLogger("steadybot.runner")
+# A handler that ran to its end, by where its interaction ended up.
+_OUTCOMES = {ResponderState.MISSED: "missed", ResponderState.EXPIRED: "expired"}
 T = TypeVar("T")
 
 
@@ -55,6 +57,7 @@ async def run_handler(
         auto = _AutoDefer(responder, clock, arrived_at + settings.defer_after)
     else:
         timer = await _apply_policy(spec, responder, clock=clock, settings=settings)
+    outcome = ""
     try:
         call = spec.func(interaction, **spec.arguments(values))
         if auto is None:
@@ -62,17 +65,21 @@ async def run_handler(
         else:
             await _on_first_suspension(call, auto.arm)
     except UserFacingError as exc:
+        outcome = "declined"
         log.info("handler %s declined: %s", spec.name, exc.message)
         await _answer_failure(interaction, exc.message)
     except InteractionExpired as exc:
+        outcome = "expired"
         log.warning("handler %s: %s", spec.name, exc)
     except asyncio.CancelledError:
+        outcome = "cancelled"
         # Shutdown cut the handler off: say so instead of a misleading "done".
         counters.add("handlers_cancelled")
         log.warning("handler %s cancelled (interaction %s)", spec.name, interaction.id)
         await _answer_failure(interaction, settings.interrupted_message)
         raise
     except Exception:
+        outcome = "error"
         counters.add("handler_errors")
         log.exception("handler %s failed (interaction %s)", spec.name, interaction.id)
         await _answer_failure(interaction, settings.error_message)
@@ -88,8 +95,15 @@ async def run_handler(
                 await responder.finish()
         except Exception:
             log.exception("could not close interaction %s", interaction.id)
-        answered_at = responder.first_answer_at or clock.monotonic()
+        now = clock.monotonic()
+        answered_at = responder.first_answer_at or now
         spec.tracker.record(answered_at - arrived_at)
+        acknowledged_at = responder.acknowledged_at
+        spec.metrics.record(
+            outcome or _OUTCOMES.get(responder.state, "answered"),
+            None if acknowledged_at is None else acknowledged_at - arrived_at,
+            now - arrived_at,
+        )
 
 
 async def _apply_policy(

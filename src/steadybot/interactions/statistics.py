@@ -25,6 +25,8 @@ class RuntimeStatistics:
     unanswered_handlers: int = 0  # handlers that returned without answering
     unknown_routes: int = 0  # interactions no handler matched
     progress_edits: int = 0  # progress updates written
+    followups_delivered: int = 0  # token-bound calls after the initial response that worked
+    followups_failed: int = 0  # ... that failed for good (the token was still alive)
 
 
 class RuntimeCounters:

@@ -98,6 +98,7 @@ class RestStatistics:
     rate_limited: int
     by_status: Mapping[int, int]
     rate_limited_by_scope: Mapping[str, int] = field(default_factory=dict)
+    by_route: Mapping[tuple[str, int], int] = field(default_factory=dict)  # (template, status)
     invalid_requests: int = 0  # 401/403/429 answers in the invalid-request window, now
     refused: int = 0  # requests not sent because an earlier answer said they would fail
     rate_limit_waits: int = 0  # requests that waited for a rate-limit slot
@@ -111,6 +112,7 @@ class _Counters:
     rate_limited: int = 0
     by_status: dict[int, int] = field(default_factory=dict)
     rate_limited_by_scope: dict[str, int] = field(default_factory=dict)
+    by_route: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
 class RestClient:
@@ -187,6 +189,7 @@ class RestClient:
             rate_limited=c.rate_limited,
             by_status=dict(c.by_status),
             rate_limited_by_scope=dict(c.rate_limited_by_scope),
+            by_route=dict(c.by_route),
             invalid_requests=self._budget.count,
             refused=self._failures.refused,
             rate_limit_waits=getattr(self._rate_limiter, "waits", 0),
@@ -253,6 +256,8 @@ class RestClient:
             else:
                 status = response.status
                 self._counters.by_status[status] = self._counters.by_status.get(status, 0) + 1
+                key = (route.route.key, status)
+                self._counters.by_route[key] = self._counters.by_route.get(key, 0) + 1
                 if status < 300:
                     await self._rate_limiter.complete(permit, status, response.headers)
                     return response.body
