@@ -69,6 +69,8 @@ STACK_FRAMES: Final = 10
 
 HandlerCodes = Mapping[CodeType, str]
 
+_NO_HANDLER: Final = "no handler: "
+
 
 def handler_codes(specs: Iterable[object]) -> dict[CodeType, str]:
     """Code object → handler name, from objects with ``.name`` and ``.func``
@@ -314,7 +316,7 @@ class LoopWatchdog:
             "Stack of the loop thread (most recent call last):\n%s",
             overdue,
             self.threshold,
-            handler,
+            handler if handler.startswith(_NO_HANDLER) else f"handler {handler!r}",
             location,
             stack.rstrip("\n"),
         )
@@ -338,4 +340,4 @@ def _culprit(innermost: FrameType, codes: HandlerCodes) -> str:
         if name is not None:
             return name
         frame = frame.f_back
-    return f"no handler: {innermost.f_code.co_name}"
+    return f"{_NO_HANDLER}{innermost.f_code.co_name}"
