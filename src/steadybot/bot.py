@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from steadybot.clock import Clock, SystemClock
 from steadybot.components.reset import ResetSettings, SelectResetManager
@@ -36,6 +38,7 @@ from steadybot.interactions.sinks import InitialResponseSink
 from steadybot.interactions.statistics import RuntimeCounters, RuntimeStatistics
 from steadybot.observability.health import HealthMonitor
 from steadybot.observability.metrics import BotMetrics
+from steadybot.observability.watchdog import LoopWatchdog, handler_codes
 from steadybot.rest import RestClient, Transport
 
 if TYPE_CHECKING:
@@ -70,6 +73,7 @@ class Bot:
         self._resets: SelectResetManager | None = None
         self._metrics: BotMetrics | None = None
         self._health: HealthMonitor | None = None
+        self._watchdog: LoopWatchdog | None = None
 
     def use_clock(self, clock: Clock) -> None:
         """Run on ``clock`` from now on (tests: share a ManualClock with the emulator).
@@ -347,8 +351,20 @@ class Bot:
         return self._app
 
     async def start(self) -> None:
-        """Prepare for work (idempotent): the health monitor starts sampling."""
+        """Prepare for work (idempotent): the health monitor starts sampling and, when
+        enabled, the event-loop watchdog starts watching."""
         self._accepting = True
+        settings = self.settings
+        if settings.watchdog_enabled and self._watchdog is None:
+            self._watchdog = LoopWatchdog(
+                interval=settings.watchdog_interval,
+                threshold=settings.watchdog_threshold,
+                handlers=lambda: handler_codes(self._router.handlers()),
+            )
+            self._watchdog.start()
+            watchdog = self._watchdog
+            self.health.lag = lambda: max(watchdog.lags[-10:], default=0.0)
+            self.metrics.register(lambda: _watchdog_metrics(watchdog))
         self.health.start()
 
     async def close(self) -> None:
@@ -379,6 +395,25 @@ class Bot:
                 await asyncio.gather(*unfinished, return_exceptions=True)
         if self._health is not None:
             self._health.stop()
+        if self._watchdog is not None:
+            self._watchdog.stop()  # after the grace: a handler blocking shutdown is named
         if self._resets is not None:
             await self._resets.close()
         await self.rest.close()
+
+
+def _watchdog_metrics(watchdog: LoopWatchdog) -> Iterator[Metric]:
+    stats = watchdog.statistics()
+    yield GaugeMetricFamily(
+        "steadybot_event_loop_lag_seconds", "The last measured event-loop lag.", value=stats.lag
+    )
+    yield GaugeMetricFamily(
+        "steadybot_event_loop_lag_max_seconds",
+        "The largest event-loop lag measured since start.",
+        value=stats.max_lag,
+    )
+    yield CounterMetricFamily(
+        "steadybot_event_loop_blocked",
+        "Lag measurements over the watchdog's threshold.",
+        value=stats.blocked,
+    )

@@ -143,6 +143,17 @@ class Settings(BaseSettings):
     )
     message_cache_size: int = Field(1000, ge=1, description="Messages kept in that cache.")
 
+    # --- event-loop watchdog (observability/watchdog.py) ------------------------------
+    watchdog_enabled: bool = Field(
+        True, description="Measure event-loop lag and name the handler that blocks the loop."
+    )
+    watchdog_interval: float = Field(
+        0.1, gt=0, description="Seconds between event-loop lag measurements."
+    )
+    watchdog_threshold: float = Field(
+        0.25, gt=0, description="Seconds of a blocked loop before the watchdog names the culprit."
+    )
+
     # --- health (observability/health.py) ---------------------------------------------
     health_window: float = Field(
         60.0, gt=0, description="Seconds of the sliding window the health verdict judges."
