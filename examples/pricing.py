@@ -115,8 +115,10 @@ def register_admin(target: Bot, board: PriceBoard, *, locked: bool) -> None:
             try:
                 if locked:
                     async with target.resets.lock(message_id):
-                        await target.rest.edit_message(channel_id, message_id, board.menu())
-                    target.resets.invalidate(message_id)
+                        edited = await target.rest.edit_message(
+                            channel_id, message_id, board.menu()
+                        )
+                    target.resets.invalidate(message_id, edited)
                 else:
                     await target.rest.edit_message(channel_id, message_id, board.menu())
                     naive.cache.pop(message_id, None)

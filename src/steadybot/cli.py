@@ -56,11 +56,19 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--log-level", default="info", show_default=True)
-def serve(target: str, host: str, port: int, log_level: str) -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "json", "console"]),
+    default="auto",
+    show_default=True,
+    help="auto: JSON unless stderr is a terminal.",
+)
+def serve(target: str, host: str, port: int, log_level: str, log_format: str) -> None:
     """Serve TARGET (MODULE:ATTRIBUTE, a Bot or an ASGI app) on POST /interactions."""
     import uvicorn
 
     from steadybot.bot import Bot
+    from steadybot.observability.logs import configure_logging
 
     try:
         loaded = load_app_object(target)
@@ -70,11 +78,22 @@ def serve(target: str, host: str, port: int, log_level: str) -> None:
     # Handlers run in their request's task: uvicorn waits for those tasks on shutdown,
     # so its grace period is the bot's (then cut-off handlers tell their users).
     grace = math.ceil(loaded.settings.shutdown_grace) if isinstance(loaded, Bot) else None
+    secrets = (
+        [loaded.settings.token.get_secret_value(), loaded.settings.public_key]
+        if isinstance(loaded, Bot)
+        else []
+    )
+    configure_logging(
+        json=None if log_format == "auto" else log_format == "json",
+        level=log_level.upper(),
+        secrets=secrets,
+    )
     uvicorn.run(
         app,  # type: ignore[arg-type]
         host=host,
         port=port,
         log_level=log_level,
+        log_config=None,  # uvicorn's records go through configure_logging's handler
         access_log=False,
         lifespan="on",
         loop="uvloop",

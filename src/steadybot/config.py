@@ -138,6 +138,11 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds a pick's answer waits for its menu's lock before answering plainly.",
     )
+    reset_answer_settle: float = Field(
+        0.25,
+        ge=0,
+        description="Seconds the bot's own menu edit waits after a pick's type-7 answer.",
+    )
     message_cache_ttl: float = Field(
         30.0, gt=0, description="Seconds a message read through the reset manager is cached."
     )

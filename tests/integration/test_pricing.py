@@ -20,8 +20,7 @@ async def test_pricing_story_resets_every_menu_under_the_flaky_profile() -> None
         seed=3, members=40, faults="flaky", rate_limits=demo_rate_limits()
     ) as emulator:
         story = load_story(emulator, "pricing")
-        story.scenario.admin_pause = (0.5, 1.0)  # the story, faster
-        story.scenario.pick_pause = (0.05, 0.4)
+        story.scenario.admin_pause = (1.0, 1.5)  # the admin, faster; members at their pace
         bot = story.bot
         served = await serve_in_process(bot.asgi())
         emulator.set_interactions_endpoint(served.url)

@@ -44,6 +44,7 @@ import logging
 import random
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from cachetools import TTLCache
@@ -80,6 +81,7 @@ class ResetSettings:
     healthy_success_rate: float = 0.8
     max_active_locks: int = 5
     answer_wait: float = 1.5  # below defer_after (2 s): the answer still beats the auto-defer
+    answer_settle: float = 0.25
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ResetSettings:
@@ -96,6 +98,7 @@ class ResetSettings:
             healthy_success_rate=settings.reset_healthy_success_rate,
             max_active_locks=settings.reset_max_active_locks,
             answer_wait=settings.reset_answer_wait,
+            answer_settle=settings.reset_answer_settle,
         )
 
 
@@ -178,6 +181,16 @@ class SelectResetManager:
         self._changed: TTLCache[str, float] = TTLCache(
             maxsize=self.settings.cache_size, ttl=self.settings.cache_ttl, timer=clock.monotonic
         )
+        # message id → Discord's edited_timestamp of the bot's last edit of it
+        self._edited: TTLCache[str, float] = TTLCache(
+            maxsize=self.settings.cache_size, ttl=self.settings.cache_ttl, timer=clock.monotonic
+        )
+        # message id → when a pick's answer last reset it from its own copy
+        self._ridden: TTLCache[str, float] = TTLCache(
+            maxsize=self.settings.cache_size,
+            ttl=max(self.settings.answer_settle, 0.001),
+            timer=clock.monotonic,
+        )
         self._cache: TTLCache[str, Message] = TTLCache(
             maxsize=self.settings.cache_size, ttl=self.settings.cache_ttl, timer=clock.monotonic
         )
@@ -204,7 +217,9 @@ class SelectResetManager:
     # --- what handlers and the bot call ----------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def answering(self, message_id: str, arrived_at: float) -> AsyncIterator[bool]:
+    async def answering(
+        self, message_id: str, arrived_at: float, edited_timestamp: str | None = None
+    ) -> AsyncIterator[bool]:
         """Hold the menu's lock while a pick's answer resets it from the pick's own copy.
 
         Yields whether that copy is safe to write back: not when the bot changed the
@@ -218,7 +233,15 @@ class SelectResetManager:
             return
         try:
             async with self._locked(message_id, within=self.settings.answer_wait):
-                yield self._changed.get(message_id, float("-inf")) < arrived_at
+                current = self._changed.get(message_id, float("-inf")) < arrived_at
+                if not current and edited_timestamp:
+                    # The pick's copy shows the bot's last edit: it was made after it.
+                    last = self._edited.get(message_id)
+                    current = last is not None and _instant(edited_timestamp) >= last
+                yield current
+                if current:
+                    # Written, but Discord may apply it a moment later: lock() waits.
+                    self._ridden[message_id] = self._clock.monotonic()
         except _Busy:
             # The lock stays held (an edit waiting for Discord's edit bucket): answer
             # plainly now rather than keep the user waiting; the manager resets later.
@@ -265,6 +288,13 @@ class SelectResetManager:
         lock's entry is gone as soon as nobody holds or waits for it."""
         try:
             async with self._locked(message_id):
+                # A pick's type-7 answer just written may not be applied yet; an edit
+                # that overtook it would be undone by it. Give it ``answer_settle``.
+                ridden = self._ridden.get(message_id)
+                if ridden is not None:
+                    wait = ridden + self.settings.answer_settle - self._clock.monotonic()
+                    if wait > 0:
+                        await self._clock.sleep(wait)
                 yield
         finally:
             # Also when the edit failed: it may have reached Discord all the same.
@@ -311,10 +341,14 @@ class SelectResetManager:
             raise _Busy
         # acquire() finished: the lock is ours.
 
-    def invalidate(self, message_id: str) -> None:
-        """Forget a cached message (the bot changed it)."""
+    def invalidate(self, message_id: str, edited: Message | None = None) -> None:
+        """Forget a cached message (the bot changed it). With ``edited`` (the message the
+        edit returned), a pick whose copy is at least that recent may still reset the
+        menu from its copy: it was made after the change."""
         self._cache.pop(message_id, None)
         self._changed[message_id] = self._clock.monotonic()
+        if edited is not None and edited.edited_timestamp:
+            self._edited[message_id] = _instant(edited.edited_timestamp)
 
     # --- introspection -------------------------------------------------------------------
 
@@ -474,3 +508,11 @@ class SelectResetManager:
         await asyncio.gather(*unfinished, return_exceptions=True)
         if unfinished:
             log.warning("%d menu resets did not finish within the shutdown flush", len(unfinished))
+
+
+def _instant(timestamp: str) -> float:
+    """An ISO 8601 timestamp (Discord's ``edited_timestamp``) as epoch seconds."""
+    try:
+        return datetime.fromisoformat(timestamp).timestamp()
+    except ValueError:
+        return float("inf")  # unreadable: never taken as recent enough

@@ -29,7 +29,7 @@ class MenuResets(Protocol):
     """What an interaction asks the select-reset manager (components/reset.py)."""
 
     def answering(
-        self, message_id: str, arrived_at: float
+        self, message_id: str, arrived_at: float, edited_timestamp: str | None = None
     ) -> contextlib.AbstractAsyncContextManager[bool]: ...
 
 
@@ -214,7 +214,8 @@ class Interaction:
         ephemeral: bool | None,
         allowed_mentions: Mapping[str, object] | None,
     ) -> Message | None:
-        async with resets.answering(message.id, self.responder.arrived_at) as current:
+        arrived_at = self.responder.arrived_at
+        async with resets.answering(message.id, arrived_at, message.edited_timestamp) as current:
             if current:
                 await self.responder.update(components=message.components)
         if not current:

@@ -30,6 +30,7 @@ from steadybot.interactions.defer import DeferMode
 from steadybot.interactions.handlers import HandlerSpec
 from steadybot.interactions.responder import Responder, ResponderState
 from steadybot.interactions.statistics import RuntimeCounters
+from steadybot.observability.logs import INTERACTION, InteractionLogContext
 
 __all__ = ["run_handler"]
 
@@ -58,6 +59,18 @@ async def run_handler(
     else:
         timer = await _apply_policy(spec, responder, clock=clock, settings=settings)
     outcome = ""
+    payload = interaction.payload
+    author = payload.author
+    logged = INTERACTION.set(
+        InteractionLogContext(
+            payload.id,
+            spec.name,
+            payload.guild_id,
+            author.id if author else None,
+            arrived_at,
+            clock,
+        )
+    )
     try:
         call = spec.func(interaction, **spec.arguments(values))
         if auto is None:
@@ -104,6 +117,7 @@ async def run_handler(
             None if acknowledged_at is None else acknowledged_at - arrived_at,
             now - arrived_at,
         )
+        INTERACTION.reset(logged)
 
 
 async def _apply_policy(
