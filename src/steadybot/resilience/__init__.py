@@ -1,5 +1,11 @@
-"""Resilience building blocks: retry policies and the error taxonomy."""
+"""Resilience building blocks: retry policies, circuit breakers and the error taxonomy."""
 
+from steadybot.resilience.breaker import (
+    BreakerState,
+    BreakerStatistics,
+    CircuitBreaker,
+    CircuitOpen,
+)
 from steadybot.resilience.retry import RetryPolicy
 from steadybot.resilience.taxonomy import (
     DEFAULT_USER_MESSAGES,
@@ -17,6 +23,10 @@ from steadybot.resilience.taxonomy import (
 __all__ = [
     "DEFAULT_USER_MESSAGES",
     "LOG_LEVELS",
+    "BreakerState",
+    "BreakerStatistics",
+    "CircuitBreaker",
+    "CircuitOpen",
     "CriticalError",
     "FailureKind",
     "FeatureUnavailable",
