@@ -1,4 +1,5 @@
-"""Resilience building blocks: retry policies, circuit breakers and the error taxonomy."""
+"""Resilience building blocks: retry policies and budgets, circuit breakers, the error
+taxonomy."""
 
 from steadybot.resilience.breaker import (
     BreakerState,
@@ -6,7 +7,7 @@ from steadybot.resilience.breaker import (
     CircuitBreaker,
     CircuitOpen,
 )
-from steadybot.resilience.retry import RetryPolicy
+from steadybot.resilience.retry import RetryBudget, RetryBudgetStatistics, RetryPolicy, retry_call
 from steadybot.resilience.taxonomy import (
     DEFAULT_USER_MESSAGES,
     LOG_LEVELS,
@@ -31,9 +32,12 @@ __all__ = [
     "FailureKind",
     "FeatureUnavailable",
     "NonCriticalError",
+    "RetryBudget",
+    "RetryBudgetStatistics",
     "RetryPolicy",
     "TransientError",
     "classify",
     "is_transient",
+    "retry_call",
     "user_message",
 ]
