@@ -36,9 +36,10 @@ from steadybot.interactions.routing import CustomIdPattern, RouteMatch, Router
 from steadybot.interactions.runner import run_handler
 from steadybot.interactions.sinks import InitialResponseSink
 from steadybot.interactions.statistics import RuntimeCounters, RuntimeStatistics
-from steadybot.observability.health import HealthMonitor
+from steadybot.observability.health import HealthMonitor, Status
 from steadybot.observability.metrics import BotMetrics
 from steadybot.observability.watchdog import LoopWatchdog, handler_codes
+from steadybot.resilience.breaker import BreakerState, CircuitBreaker
 from steadybot.rest import RestClient, Transport
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ class Bot:
         self._metrics: BotMetrics | None = None
         self._health: HealthMonitor | None = None
         self._watchdog: LoopWatchdog | None = None
+        self._breakers: dict[str, CircuitBreaker] = {}
 
     def use_clock(self, clock: Clock) -> None:
         """Run on ``clock`` from now on (tests: share a ManualClock with the emulator).
@@ -297,6 +299,25 @@ class Bot:
             self._health = HealthMonitor(self, clock=self.clock)
         return self._health
 
+    def breaker(self, name: str, **limits: Any) -> CircuitBreaker:
+        """A circuit breaker for one of the bot's own dependencies (database, an API),
+        on the bot's clock, made once per name; ``limits`` as :class:`CircuitBreaker`
+        takes them. An open breaker makes the health verdict a warning (a feature is
+        degraded) and every breaker is in the metrics."""
+        existing = self._breakers.get(name)
+        if existing is not None:
+            return existing
+        breaker = self._breakers[name] = CircuitBreaker(name, self.clock, **limits)
+
+        def check() -> tuple[Status, str] | None:
+            if breaker.state is BreakerState.CLOSED:
+                return None
+            return ("warning", f"breaker {name} is {breaker.state.value}: feature degraded")
+
+        self.health.register(check)
+        self.metrics.register(lambda: _breaker_metrics(breaker))
+        return breaker
+
     @property
     def reset_manager(self) -> SelectResetManager | None:
         """The select-reset manager if one was made (``resets`` makes it)."""
@@ -417,3 +438,23 @@ def _watchdog_metrics(watchdog: LoopWatchdog) -> Iterator[Metric]:
         "Lag measurements over the watchdog's threshold.",
         value=stats.blocked,
     )
+
+
+def _breaker_metrics(breaker: CircuitBreaker) -> Iterator[Metric]:
+    stats = breaker.statistics()
+    state = GaugeMetricFamily(
+        "steadybot_breaker_open",
+        "1 when the breaker is open or probing (half-open), else 0.",
+        labels=["breaker"],
+    )
+    state.add_metric([breaker.name], 0.0 if stats.state is BreakerState.CLOSED else 1.0)
+    yield state
+    calls = CounterMetricFamily(
+        "steadybot_breaker_calls",
+        "Calls through the breaker, by result.",
+        labels=["breaker", "result"],
+    )
+    calls.add_metric([breaker.name, "failed"], stats.failures)
+    calls.add_metric([breaker.name, "rejected"], stats.rejected)
+    calls.add_metric([breaker.name, "all"], stats.calls)
+    yield calls

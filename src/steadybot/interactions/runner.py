@@ -31,6 +31,13 @@ from steadybot.interactions.handlers import HandlerSpec
 from steadybot.interactions.responder import Responder, ResponderState
 from steadybot.interactions.statistics import RuntimeCounters
 from steadybot.observability.logs import INTERACTION, InteractionLogContext
+from steadybot.resilience.taxonomy import (
+    LOG_LEVELS,
+    FailureKind,
+    FeatureUnavailable,
+    classify,
+    user_message,
+)
 
 __all__ = ["run_handler"]
 
@@ -91,11 +98,10 @@ async def run_handler(
         log.warning("handler %s cancelled (interaction %s)", spec.name, interaction.id)
         await _answer_failure(interaction, settings.interrupted_message)
         raise
-    except Exception:
+    except Exception as exc:
         outcome = "error"
         counters.add("handler_errors")
-        log.exception("handler %s failed (interaction %s)", spec.name, interaction.id)
-        await _answer_failure(interaction, settings.error_message)
+        await _handler_failed(spec, interaction, exc, settings)
     finally:
         if timer is not None:
             timer.cancel()
@@ -202,6 +208,33 @@ def _on_first_suspension(call: Awaitable[T], hook: Callable[[], None]) -> Genera
             except StopIteration as done:
                 result = done.value
                 return result
+
+
+async def _handler_failed(
+    spec: HandlerSpec, interaction: Interaction, exc: Exception, settings: Settings
+) -> None:
+    """Log, count and tell the user by the failure's kind (resilience/taxonomy.py).
+
+    A classified error (``TransientError``, ``FeatureUnavailable``, a 5xx from Discord…)
+    gets its kind's message, or its own; an unclassified bug gets ``error_message``. A
+    non-critical failure is only logged: the runtime still acknowledges the interaction.
+    Handlers are not re-run: a handler is not known to be idempotent; transient failures
+    are retried where they happen (the REST client, ``retry_call``, breakers).
+    """
+    kind = classify(exc)
+    spec.metrics.fail(kind.value)
+    log.log(
+        LOG_LEVELS[kind],
+        "handler %s failed (%s; interaction %s)",
+        spec.name,
+        kind.value,
+        interaction.id,
+        exc_info=kind is not FailureKind.NON_CRITICAL,
+    )
+    unclassified = kind is FailureKind.FEATURE and not isinstance(exc, FeatureUnavailable)
+    message = settings.error_message if unclassified else user_message(exc)
+    if message:
+        await _answer_failure(interaction, message)
 
 
 async def _answer_failure(interaction: Interaction, message: str) -> None:

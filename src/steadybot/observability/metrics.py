@@ -73,12 +73,16 @@ class Buckets:
 class HandlerMetrics:
     """One handler's outcome counts and latency histograms."""
 
-    __slots__ = ("duration", "initial_response", "outcomes")
+    __slots__ = ("duration", "failures", "initial_response", "outcomes")
 
     def __init__(self) -> None:
         self.outcomes: dict[str, int] = {}
+        self.failures: dict[str, int] = {}  # by failure kind (resilience/taxonomy.py)
         self.initial_response = Buckets(INITIAL_RESPONSE_BUCKETS)
         self.duration = Buckets(DURATION_BUCKETS)
+
+    def fail(self, kind: str) -> None:
+        self.failures[kind] = self.failures.get(kind, 0) + 1
 
     def record(self, outcome: str, initial_response: float | None, duration: float) -> None:
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
@@ -167,16 +171,24 @@ class BotMetrics:
             "Handler run time, by handler.",
             labels=["handler"],
         )
+        failures = CounterMetricFamily(
+            "steadybot_handler_failures",
+            "Handler failures by handler and kind (critical, feature, transient, non_critical).",
+            labels=["handler", "kind"],
+        )
         for spec in self._bot.handler_specs():
             metrics = spec.metrics
             for outcome, count in metrics.outcomes.items():
                 outcomes.add_metric([spec.name, outcome], count)
+            for kind, count in metrics.failures.items():
+                failures.add_metric([spec.name, kind], count)
             for family, buckets in (
                 (initial, metrics.initial_response),
                 (duration, metrics.duration),
             ):
                 family.add_metric([spec.name], buckets.cumulative(), buckets.sum)
         yield outcomes
+        yield failures
         yield initial
         yield duration
 
