@@ -30,7 +30,7 @@ from steadybot.interactions.defer import DeferMode
 from steadybot.interactions.handlers import HandlerSpec
 from steadybot.interactions.responder import Responder, ResponderState
 from steadybot.interactions.statistics import RuntimeCounters
-from steadybot.observability.logs import INTERACTION, InteractionLogContext
+from steadybot.observability.logs import INTERACTION
 from steadybot.resilience.taxonomy import (
     LOG_LEVELS,
     FailureKind,
@@ -66,18 +66,7 @@ async def run_handler(
     else:
         timer = await _apply_policy(spec, responder, clock=clock, settings=settings)
     outcome = ""
-    payload = interaction.payload
-    author = payload.author
-    logged = INTERACTION.set(
-        InteractionLogContext(
-            payload.id,
-            spec.name,
-            payload.guild_id,
-            author.id if author else None,
-            arrived_at,
-            clock,
-        )
-    )
+    logged = INTERACTION.set((interaction, spec.name, clock))
     try:
         call = spec.func(interaction, **spec.arguments(values))
         if auto is None:

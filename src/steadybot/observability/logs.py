@@ -9,8 +9,9 @@ coloured text when writing to a terminal.
 Every line logged while an interaction is handled carries ``interaction_id``,
 ``handler``, ``guild_id``, ``user_id`` and ``elapsed`` (seconds since the request
 arrived). The runner sets one context variable per interaction (:data:`INTERACTION`);
-the :func:`add_interaction_context` processor reads it when a line is written, so the
-hot path pays one ``ContextVar.set`` and nothing per log call that is filtered out.
+the :func:`add_interaction_context` processor reads the fields off the interaction when
+a line is written, so the hot path pays one ``ContextVar.set`` of a tuple and nothing
+per log call that is filtered out.
 
 Secrets: the :func:`redact` processor replaces the bot token and the public key
 given to :func:`configure_logging`, ``Bot <token>`` authorisations, and anything that
@@ -26,8 +27,7 @@ import re
 import sys
 from collections.abc import Iterable, MutableMapping
 from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import structlog
 
@@ -35,7 +35,7 @@ from steadybot.clock import Clock
 
 __all__ = [
     "INTERACTION",
-    "InteractionLogContext",
+    "LoggedInteraction",
     "add_interaction_context",
     "configure_logging",
     "redact",
@@ -47,19 +47,22 @@ _TOKEN_LIKE = re.compile(r"[A-Za-z0-9_\-.]{100,}")
 _BOT_AUTH = re.compile(r"Bot\s+[A-Za-z0-9_\-.]{20,}")
 
 
-@dataclass(frozen=True, slots=True)
-class InteractionLogContext:
-    """What every log line inside one interaction carries."""
+class LoggedInteraction(Protocol):
+    """What the log context reads off the interaction being handled (only when a line
+    is written: the hot path stores a reference and nothing else)."""
 
-    interaction_id: str
-    handler: str
-    guild_id: str | None
-    user_id: str | None
-    arrived_at: float
-    clock: Clock
+    @property
+    def id(self) -> str: ...
+    @property
+    def guild_id(self) -> str | None: ...
+    @property
+    def user_id(self) -> str | None: ...
+    @property
+    def responder(self) -> Any: ...
 
 
-INTERACTION: ContextVar[InteractionLogContext | None] = ContextVar(
+# (interaction, handler name, clock) of the interaction this task is handling.
+INTERACTION: ContextVar[tuple[LoggedInteraction, str, Clock] | None] = ContextVar(
     "steadybot_interaction", default=None
 )
 _secrets: list[str] = []
@@ -69,13 +72,16 @@ def add_interaction_context(_logger: object, _method: str, event: EventDict) -> 
     """structlog processor: the current interaction's fields and ``elapsed``."""
     context = INTERACTION.get()
     if context is not None:
-        event.setdefault("interaction_id", context.interaction_id)
-        event.setdefault("handler", context.handler)
-        if context.guild_id is not None:
-            event.setdefault("guild_id", context.guild_id)
-        if context.user_id is not None:
-            event.setdefault("user_id", context.user_id)
-        event.setdefault("elapsed", round(context.clock.monotonic() - context.arrived_at, 4))
+        interaction, handler, clock = context
+        event.setdefault("interaction_id", interaction.id)
+        event.setdefault("handler", handler)
+        guild_id, user_id = interaction.guild_id, interaction.user_id
+        if guild_id is not None:
+            event.setdefault("guild_id", guild_id)
+        if user_id is not None:
+            event.setdefault("user_id", user_id)
+        arrived_at = interaction.responder.arrived_at
+        event.setdefault("elapsed", round(clock.monotonic() - arrived_at, 4))
     return event
 
 
