@@ -24,7 +24,9 @@ async def hammer(
     store: SlotStore | None = None
     if redis_url:
         store = RedisSlotStore.from_url(redis_url, namespace=namespace, token=token)
-    limiter = BucketManager(clock=clock, store=store)
+    # A shared store adds a Redis round trip between taking a slot and sending: a wider
+    # margin for delay jitter than in-process (docs/rest.md).
+    limiter = BucketManager(clock=clock, store=store, margin=0.1)
     rest = RestClient(api_base=api_base, token=token, clock=clock, rate_limiter=limiter)
     try:
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)

@@ -193,6 +193,11 @@ class BucketManager:
         try:
             while self._route_buckets.get(route_key) is None:
                 claimed = await self._store.claim_probe(probe_key, self._probe_ttl)
+                if claimed and await self._shared_route(route_key) is not None:
+                    # Another process learnt it between our look and our claim.
+                    claimed = False
+                    await self._store.end_probe(probe_key)
+                    break
                 if claimed:
                     await self._admit(route, self._claims(route, None), deadline)
                     return Permit(route, bucket=probe_key, probe=True)
@@ -386,12 +391,14 @@ class BucketManager:
         if parsed is not None:
             known = self._route_buckets.get(route_key)
             limit, window = self._learn_limits(parsed.bucket, parsed.limit, parsed.reset_after)
+            key = f"{parsed.bucket}:{route.major}"
+            claim = Claim(key, limit, window + self._margin)
+            # Count what the server counted (the probe included) before anyone, here or
+            # in another process, learns the bucket and starts taking its slots.
+            await self._store.sync(claim, limit - parsed.remaining, parsed.reset_after)
             self._route_buckets[route_key] = parsed.bucket
             if known != parsed.bucket or permit.probe:
                 await self._store.learn_route(route_key, f"{parsed.bucket} {limit} {window!r}")
-            key = f"{parsed.bucket}:{route.major}"
-            claim = Claim(key, limit, window + self._margin)
-            await self._store.sync(claim, limit - parsed.remaining, parsed.reset_after)
         elif status < 300 and route_key not in self._route_buckets:
             self._route_buckets[route_key] = _NOT_LIMITED
             await self._store.learn_route(route_key, _NOT_LIMITED)
