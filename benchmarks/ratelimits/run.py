@@ -55,7 +55,13 @@ from steadybot.clock import SystemClock  # noqa: E402
 from steadybot.emulator.ratelimits import RateLimitSettings  # noqa: E402
 from steadybot.errors import SteadybotError  # noqa: E402
 from steadybot.resilience.retry import RetryPolicy  # noqa: E402
-from steadybot.rest import BucketManager, MessageCleaner, NoRateLimiter, RestClient  # noqa: E402
+from steadybot.rest import (  # noqa: E402
+    BucketManager,
+    MessageCleaner,
+    NoRateLimiter,
+    RateLimiter,
+    RestClient,
+)
 
 JSON = dict[str, Any]
 EDITS, DELETES, CREATES = 20, 60, 20
@@ -112,6 +118,19 @@ async def timed(calls: Sequence[Awaitable[Any]]) -> tuple[float, list[str]]:
     return elapsed, errors
 
 
+def client(
+    info: JSON, clock: SystemClock, limiter: RateLimiter, retry: RetryPolicy | None = None
+) -> RestClient:
+    """steadybot's REST client for the emulator in ``info``."""
+    return RestClient(
+        api_base=info["api_base"],
+        token=info["bot_token"],
+        clock=clock,
+        rate_limiter=limiter,
+        retry=retry,
+    )
+
+
 def burst_plan(info: JSON) -> list[tuple[str, str, str | None]]:
     """(operation, channel, message) for every one of the 1000 operations."""
     plan: list[tuple[str, str, str | None]] = []
@@ -124,12 +143,7 @@ def burst_plan(info: JSON) -> list[tuple[str, str, str | None]]:
 
 async def burst_steadybot(info: JSON) -> JSON:
     clock = SystemClock()
-    rest = RestClient(
-        api_base=info["api_base"],
-        token=info["bot_token"],
-        clock=clock,
-        rate_limiter=BucketManager(clock=clock),
-    )
+    rest = client(info, clock, BucketManager(clock=clock))
     try:
         calls: list[Awaitable[Any]] = []
         for operation, channel, message in burst_plan(info):
@@ -174,12 +188,7 @@ async def burst_discord_py(info: JSON) -> JSON:
 
 async def cleanup_helper(info: JSON) -> JSON:
     clock = SystemClock()
-    rest = RestClient(
-        api_base=info["api_base"],
-        token=info["bot_token"],
-        clock=clock,
-        rate_limiter=BucketManager(clock=clock),
-    )
+    rest = client(info, clock, BucketManager(clock=clock))
     cleaner = MessageCleaner(rest, clock=clock)
     try:
         started = time.perf_counter()
@@ -205,13 +214,7 @@ async def cleanup_helper(info: JSON) -> JSON:
 async def cleanup_loop(info: JSON) -> JSON:
     """The production story: delete one by one, a fixed 50 ms sleep between deletes."""
     clock = SystemClock()
-    rest = RestClient(
-        api_base=info["api_base"],
-        token=info["bot_token"],
-        clock=clock,
-        rate_limiter=NoRateLimiter(),
-        retry=RetryPolicy(max_attempts=10),
-    )
+    rest = client(info, clock, NoRateLimiter(), retry=RetryPolicy(max_attempts=10))
     deleted, failed = 0, 0
     started = time.perf_counter()
     try:

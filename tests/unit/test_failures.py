@@ -62,10 +62,8 @@ async def test_a_failure_gets_its_kinds_message_level_and_metric(
         await bot.handle(command("work"), arrived_at=bot.clock.monotonic(), sink=h.sink)  # type: ignore[attr-defined]
     answers = [b.get("data", {}).get("content") for b in h.sink.bodies]  # type: ignore[attr-defined]
     expected = bot.settings.error_message if message is None else message
-    if expected:
-        assert answers == [expected]
-    else:
-        assert expected not in [a or "" for a in answers if a]  # no failure text shown
+    # No failure text for a non-critical failure: the runtime's plain acknowledgement.
+    assert answers == [expected or bot.settings.done_message]
     record = next(r for r in caplog.records if "handler work failed" in r.getMessage())
     assert record.levelno == level
     kind = "feature" if isinstance(error, RuntimeError) else type(error).kind.value  # type: ignore[attr-defined]

@@ -218,15 +218,9 @@ class Interaction:
         async with resets.answering(message.id, arrived_at, message.edited_timestamp) as current:
             if current:
                 await self.responder.update(components=message.components)
-        if not current:
-            return await self.responder.respond(
-                content,
-                embeds=embeds,
-                components=components,
-                ephemeral=ephemeral,
-                allowed_mentions=allowed_mentions,
-            )
-        return await self.responder.followup(
+        # After the type-7 reset the content is a follow-up; otherwise a plain answer.
+        send = self.responder.followup if current else self.responder.respond
+        return await send(
             content,
             embeds=embeds,
             components=components,

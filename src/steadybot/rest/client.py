@@ -110,7 +110,6 @@ class _Counters:
     retries: int = 0
     transport_errors: int = 0
     rate_limited: int = 0
-    by_status: dict[int, int] = field(default_factory=dict)
     rate_limited_by_scope: dict[str, int] = field(default_factory=dict)
     by_route: dict[tuple[str, int], int] = field(default_factory=dict)
 
@@ -187,7 +186,7 @@ class RestClient:
             retries=c.retries,
             transport_errors=c.transport_errors,
             rate_limited=c.rate_limited,
-            by_status=dict(c.by_status),
+            by_status=_by_status(c.by_route),
             rate_limited_by_scope=dict(c.rate_limited_by_scope),
             by_route=dict(c.by_route),
             invalid_requests=self._budget.count,
@@ -255,7 +254,6 @@ class RestClient:
                 raise
             else:
                 status = response.status
-                self._counters.by_status[status] = self._counters.by_status.get(status, 0) + 1
                 key = (route.route.key, status)
                 self._counters.by_route[key] = self._counters.by_route.get(key, 0) + 1
                 if status < 300:
@@ -493,6 +491,13 @@ class RestClient:
     async def create_dm(self, user_id: str) -> Channel:
         route = routes.USER_CREATE_DM.compile()
         return await self._json(route, Channel, json={"recipient_id": user_id})
+
+
+def _by_status(by_route: Mapping[tuple[str, int], int]) -> dict[int, int]:
+    totals: dict[int, int] = {}
+    for (_, status), count in by_route.items():
+        totals[status] = totals.get(status, 0) + count
+    return totals
 
 
 def _decode(route: CompiledRoute, body: bytes, type_: type[T]) -> T:
