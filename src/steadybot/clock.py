@@ -13,10 +13,12 @@ import asyncio
 import heapq
 import itertools
 import time
-from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar, runtime_checkable
 
-__all__ = ["Clock", "ManualClock", "SystemClock", "Timer"]
+__all__ = ["Clock", "ManualClock", "SystemClock", "Timer", "within"]
+
+T = TypeVar("T")
 
 
 class Timer(Protocol):
@@ -146,3 +148,28 @@ class ManualClock:
             await self.settle()
         self._now = target
         await self.settle()
+
+
+async def within(clock: Clock, awaitable: Awaitable[T], seconds: float) -> T:
+    """Await ``awaitable`` for at most ``seconds`` on ``clock``, else cancel it and raise
+    :class:`TimeoutError`. (``asyncio.timeout`` runs on the loop's time, which a
+    :class:`ManualClock` does not move.) If it finishes as time runs out, its result
+    wins: a lock acquired at the last moment is held, not lost."""
+    task = asyncio.ensure_future(awaitable)
+    if not task.done() and seconds > 0:
+        timer = asyncio.ensure_future(clock.sleep(seconds))
+        try:
+            await asyncio.wait((task, timer), return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            task.cancel()
+            raise
+        finally:
+            timer.cancel()
+            await asyncio.gather(timer, return_exceptions=True)
+    if not task.done():
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            raise TimeoutError(f"not done within {seconds:.3f}s") from None
+    return await task

@@ -452,9 +452,9 @@ async def test_settings_build_a_bucket_manager_with_the_named_limits() -> None:
 
 
 async def test_the_global_gate_serves_lowest_priority_first_and_survives_cancellation() -> None:
-    from steadybot.rest.buckets import _PriorityGate
+    from steadybot.coordination import PriorityGate
 
-    gate = _PriorityGate()
+    gate = PriorityGate()
     order: list[str] = []
 
     async def user(name: str, priority: int) -> None:

@@ -53,6 +53,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from steadybot.clock import Clock, Timer
 from steadybot.config import Settings
 from steadybot.constants import ErrorCode
+from steadybot.coordination.keyed import KeyedLock, LockTimeout
 from steadybot.errors import DiscordHTTPError, RateLimitWait, TransportError
 from steadybot.models import Message
 from steadybot.resilience.retry import RetryPolicy
@@ -141,19 +142,6 @@ class _Job:
         self.task: asyncio.Task[None] | None = None
 
 
-class _KeyLock:
-    __slots__ = ("lock", "owner", "users")
-
-    def __init__(self) -> None:
-        self.owner: asyncio.Task[object] | None = None
-        self.lock = asyncio.Lock()
-        self.users = 0
-
-
-class _Busy(Exception):
-    """Internal: a menu's lock was not free within the time allowed."""
-
-
 class SelectResetManager:
     """Resets select menus after picks: in the answer when possible, else by a safe edit."""
 
@@ -175,7 +163,7 @@ class SelectResetManager:
         )
         self._rng = rng or random.Random()
         self._jobs: dict[str, _Job] = {}
-        self._locks: dict[str, _KeyLock] = {}
+        self._locks: KeyedLock[str] = KeyedLock(clock)  # one per menu, gone when idle
         # message id → monotonic time the bot last changed it (edits under lock,
         # invalidate()); kept as long as a pick could still carry an older copy.
         self._changed: TTLCache[str, float] = TTLCache(
@@ -227,12 +215,11 @@ class SelectResetManager:
         would undo the change. Holding the lock keeps a change from landing between
         this check and the answer.
         """
-        entry = self._locks.get(message_id)
-        if entry is not None and entry.owner is asyncio.current_task():
-            yield False  # the handler itself holds the lock (asyncio.Lock is not re-entrant)
+        if self._locks.held_here(message_id):
+            yield False  # the handler itself holds the lock: waiting would deadlock
             return
         try:
-            async with self._locked(message_id, within=self.settings.answer_wait):
+            async with self._locks(message_id, timeout=self.settings.answer_wait):
                 current = self._changed.get(message_id, float("-inf")) < arrived_at
                 if not current and edited_timestamp:
                     # The pick's copy shows the bot's last edit: it was made after it.
@@ -242,7 +229,7 @@ class SelectResetManager:
                 if current:
                     # Written, but Discord may apply it a moment later: lock() waits.
                     self._ridden[message_id] = self._clock.monotonic()
-        except _Busy:
+        except LockTimeout:
             # The lock stays held (an edit waiting for Discord's edit bucket): answer
             # plainly now rather than keep the user waiting; the manager resets later.
             yield False
@@ -287,7 +274,7 @@ class SelectResetManager:
         arrived before the edit do not reset the menu from their older copy. The
         lock's entry is gone as soon as nobody holds or waits for it."""
         try:
-            async with self._locked(message_id):
+            async with self._locks(message_id):
                 # A pick's type-7 answer just written may not be applied yet; an edit
                 # that overtook it would be undone by it. Give it ``answer_settle``.
                 ridden = self._ridden.get(message_id)
@@ -299,47 +286,6 @@ class SelectResetManager:
         finally:
             # Also when the edit failed: it may have reached Discord all the same.
             self._changed[message_id] = self._clock.monotonic()
-
-    @contextlib.asynccontextmanager
-    async def _locked(self, message_id: str, *, within: float | None = None) -> AsyncIterator[None]:
-        """The lock alone: a reset writes the menu back unchanged, so it is no change.
-
-        ``within``: give up with :class:`_Busy` if the lock is not free by then.
-        """
-        entry = self._locks.get(message_id)
-        if entry is None:
-            entry = self._locks[message_id] = _KeyLock()
-        entry.users += 1
-        try:
-            if within is None or not entry.lock.locked():
-                await entry.lock.acquire()
-            else:
-                await self._acquire_within(entry.lock, within)
-            entry.owner = asyncio.current_task()
-            try:
-                yield
-            finally:
-                entry.owner = None
-                entry.lock.release()
-        finally:
-            entry.users -= 1
-            if entry.users == 0:
-                del self._locks[message_id]
-
-    async def _acquire_within(self, lock: asyncio.Lock, seconds: float) -> None:
-        acquire = asyncio.ensure_future(lock.acquire())
-        timer = asyncio.ensure_future(self._clock.sleep(seconds))
-        try:
-            await asyncio.wait((acquire, timer), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            timer.cancel()
-            await asyncio.gather(timer, return_exceptions=True)
-            if not acquire.done():
-                acquire.cancel()
-                await asyncio.gather(acquire, return_exceptions=True)
-        if acquire.cancelled() or acquire.exception() is not None:
-            raise _Busy
-        # acquire() finished: the lock is ours.
 
     def invalidate(self, message_id: str, edited: Message | None = None) -> None:
         """Forget a cached message (the bot changed it). With ``edited`` (the message the
@@ -436,7 +382,8 @@ class SelectResetManager:
         attempt = 0
         while True:
             try:
-                async with self._locked(message_id):
+                # The lock alone, not lock(): writing the menu back unchanged is no change.
+                async with self._locks(message_id):
                     self._counts["rest_calls"] += 1
                     fresh = await self._rest.get_message(channel_id, message_id)
                     self._counts["rest_calls"] += 1

@@ -5,6 +5,7 @@ from steadybot.coordination.keyed import (
     KeyedLock,
     LockTimeout,
     Priority,
+    PriorityGate,
     SerialQueue,
     SingleFlight,
 )
@@ -14,6 +15,7 @@ __all__ = [
     "KeyedLock",
     "LockTimeout",
     "Priority",
+    "PriorityGate",
     "SerialQueue",
     "SingleFlight",
 ]

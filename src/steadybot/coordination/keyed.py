@@ -25,10 +25,10 @@ import contextlib
 import enum
 import heapq
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, KeysView
 from typing import Any, Generic, TypeVar
 
-from steadybot.clock import Clock
+from steadybot.clock import Clock, within
 from steadybot.errors import SteadybotError
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "KeyedLock",
     "LockTimeout",
     "Priority",
+    "PriorityGate",
     "SerialQueue",
     "SingleFlight",
 ]
@@ -57,10 +58,11 @@ class AlreadyRunning(SteadybotError):
 
 
 class _Entry:
-    __slots__ = ("lock", "users")
+    __slots__ = ("lock", "owner", "users")
 
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
+        self.owner: asyncio.Task[Any] | None = None
         self.users = 0
 
 
@@ -78,6 +80,16 @@ class KeyedLock(Generic[K]):
         """Whether someone holds (or waits for) ``key`` right now."""
         return key in self._entries
 
+    def keys(self) -> KeysView[K]:
+        """The keys held or awaited right now."""
+        return self._entries.keys()
+
+    def held_here(self, key: K) -> bool:
+        """Whether the current task holds ``key`` (asyncio locks are not re-entrant: a
+        second ``async with`` on it from this task would wait for ever)."""
+        entry = self._entries.get(key)
+        return entry is not None and entry.owner is asyncio.current_task()
+
     @contextlib.asynccontextmanager
     async def __call__(self, key: K, *, timeout: float | None = None) -> AsyncIterator[None]:
         entry = self._entries.get(key)
@@ -86,9 +98,11 @@ class KeyedLock(Generic[K]):
         entry.users += 1
         try:
             await self._acquire(entry.lock, timeout, key)
+            entry.owner = asyncio.current_task()
             try:
                 yield
             finally:
+                entry.owner = None
                 entry.lock.release()
         finally:
             entry.users -= 1
@@ -99,18 +113,10 @@ class KeyedLock(Generic[K]):
         if timeout is None or not lock.locked():
             await lock.acquire()
             return
-        acquire = asyncio.ensure_future(lock.acquire())
-        timer = asyncio.ensure_future(self._clock.sleep(timeout))
         try:
-            await asyncio.wait((acquire, timer), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            timer.cancel()
-            await asyncio.gather(timer, return_exceptions=True)
-            if not acquire.done():
-                acquire.cancel()
-                await asyncio.gather(acquire, return_exceptions=True)
-        if acquire.cancelled() or acquire.exception() is not None:
-            raise LockTimeout(f"lock {key!r} not free within {timeout:.2f}s")
+            await within(self._clock, lock.acquire(), timeout)
+        except TimeoutError:
+            raise LockTimeout(f"lock {key!r} not free within {timeout:.2f}s") from None
 
 
 class Priority(enum.IntEnum):
@@ -120,61 +126,79 @@ class Priority(enum.IntEnum):
     BACKGROUND = 1
 
 
-class _Queue:
-    __slots__ = ("busy", "waiting")
+class PriorityGate:
+    """One holder at a time; the waiter with the lowest ``(priority, arrival)`` goes next.
+
+    A waiter cancelled after it was handed the gate passes it on, so a cancellation
+    never leaves the gate held by nobody.
+    """
+
+    __slots__ = ("_busy", "_order", "_waiters")
 
     def __init__(self) -> None:
-        self.busy = False
-        self.waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._busy = False
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    @property
+    def free(self) -> bool:
+        return not self._busy and not self._waiters
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for _, _, future in self._waiters if not future.done())
+
+    async def enter(self, priority: int) -> None:
+        if not self._busy and not self._waiters:
+            self._busy = True
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (priority, next(self._order), future))
+        try:
+            await future
+        except BaseException:
+            if future.done() and not future.cancelled():
+                self.leave()  # handed the gate while being cancelled: pass it on
+            raise
+
+    def leave(self) -> None:
+        while self._waiters:
+            _, _, future = heapq.heappop(self._waiters)
+            if not future.done():
+                future.set_result(None)
+                return
+        self._busy = False
 
 
 class SerialQueue(Generic[K]):
     """Work for one key runs one at a time, interactive before background."""
 
     def __init__(self) -> None:
-        self._queues: dict[K, _Queue] = {}
-        self._order = itertools.count()
+        self._gates: dict[K, PriorityGate] = {}
 
     def active_keys(self) -> int:
-        return len(self._queues)
+        return len(self._gates)
 
     def depth(self, key: K) -> int:
         """Work waiting for ``key`` (not counting what runs)."""
-        queue = self._queues.get(key)
-        return len(queue.waiting) if queue is not None else 0
+        gate = self._gates.get(key)
+        return gate.waiting if gate is not None else 0
 
     async def run(
         self, key: K, work: Callable[[], Awaitable[T]], *, priority: Priority = Priority.INTERACTIVE
     ) -> T:
-        queue = self._queues.get(key)
-        if queue is None:
-            queue = self._queues[key] = _Queue()
-        if queue.busy or queue.waiting:
-            turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            heapq.heappush(queue.waiting, (int(priority), next(self._order), turn))
-            try:
-                await turn
-            except BaseException:
-                if turn.done() and not turn.cancelled():
-                    self._next(key, queue)  # handed the turn while cancelled: pass it on
-                elif not queue.busy and not queue.waiting:
-                    self._queues.pop(key, None)
-                raise
-        queue.busy = True
+        gate = self._gates.get(key)
+        if gate is None:
+            gate = self._gates[key] = PriorityGate()
         try:
-            return await work()
+            await gate.enter(int(priority))
+            try:
+                return await work()
+            finally:
+                gate.leave()
         finally:
-            self._next(key, queue)
-
-    def _next(self, key: K, queue: _Queue) -> None:
-        while queue.waiting:
-            _, _, turn = heapq.heappop(queue.waiting)
-            if not turn.done():
-                turn.set_result(None)
-                return
-        queue.busy = False
-        if self._queues.get(key) is queue:
-            del self._queues[key]
+            if gate.free and self._gates.get(key) is gate:
+                del self._gates[key]
 
 
 class SingleFlight(Generic[K]):

@@ -31,13 +31,12 @@ raised at once instead, and nothing is sent.
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import logging
 from collections.abc import Awaitable, Mapping
 from typing import Final
 
-from steadybot.clock import Clock
+from steadybot.clock import Clock, within
+from steadybot.coordination.keyed import PriorityGate
 from steadybot.errors import RateLimited, RateLimitWait
 from steadybot.rest.ratelimit import Permit, parse_bucket_headers
 from steadybot.rest.routes import CompiledRoute
@@ -61,42 +60,6 @@ class _Queue:
         self.users = 0
 
 
-class _PriorityGate:
-    """One holder at a time; the waiter with the lowest ``(priority, arrival)`` goes next."""
-
-    __slots__ = ("_busy", "_order", "_waiters")
-
-    def __init__(self) -> None:
-        self._busy = False
-        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
-        self._order = itertools.count()
-
-    @property
-    def free(self) -> bool:
-        return not self._busy and not self._waiters
-
-    async def enter(self, priority: int) -> None:
-        if not self._busy and not self._waiters:
-            self._busy = True
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiters, (priority, next(self._order), future))
-        try:
-            await future
-        except BaseException:
-            if future.done() and not future.cancelled():
-                self.leave()  # handed the gate while being cancelled: pass it on
-            raise
-
-    def leave(self) -> None:
-        while self._waiters:
-            _, _, future = heapq.heappop(self._waiters)
-            if not future.done():
-                future.set_result(None)
-                return
-        self._busy = False
-
-
 class BucketManager:
     """Per-route buckets, probing, the global limit and 429 scopes, for one bot token."""
 
@@ -117,7 +80,7 @@ class BucketManager:
         self._route_buckets: dict[str, str] = {}  # "METHOD template" → bucket hash
         self._limits: dict[str, tuple[int, float]] = {}  # bucket hash → (limit, window)
         self._queues: dict[str, _Queue] = {}
-        self._global_gate = _PriorityGate()
+        self._global_gate = PriorityGate()
         self._probe_ttl = probe_ttl  # a crashed process's probe claim lapses after this
         self._probe_poll = probe_poll  # how often to look whether another's probe answered
         self._background: set[asyncio.Future[None]] = set()
@@ -295,25 +258,11 @@ class BucketManager:
         if deadline is None:
             await waiting
             return
-        turn = asyncio.ensure_future(waiting)
         left = deadline - self._clock.monotonic()
-        if not turn.done() and left > 0:
-            timer = asyncio.ensure_future(self._clock.sleep(left))
-            try:
-                await asyncio.wait((turn, timer), return_when=asyncio.FIRST_COMPLETED)
-            except BaseException:
-                turn.cancel()
-                raise
-            finally:
-                timer.cancel()
-                await asyncio.gather(timer, return_exceptions=True)
-        if not turn.done():
-            turn.cancel()
-            try:
-                await turn
-            except asyncio.CancelledError:
-                raise RateLimitWait(route=str(route.route), wait=max(0.0, left)) from None
-        await turn  # its result, or its exception
+        try:
+            await within(self._clock, waiting, left)
+        except TimeoutError:
+            raise RateLimitWait(route=str(route.route), wait=max(0.0, left)) from None
 
     async def _sleep(self, route: CompiledRoute, wait: float, deadline: float | None) -> None:
         if deadline is not None and self._clock.monotonic() + wait > deadline:
