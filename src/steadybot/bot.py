@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -45,11 +45,12 @@ from steadybot.rest import RestClient, Transport
 if TYPE_CHECKING:
     from steadybot.http.app import InteractionsApp
 
-__all__ = ["Bot", "DeferSetting"]
+__all__ = ["Bot", "DeferSetting", "LifecycleHook"]
 
 log = logging.getLogger("steadybot.bot")
 
 DeferSetting = DeferMode | Literal["auto", "now", "never"]
+LifecycleHook = Callable[[], Awaitable[object]]
 
 
 class Bot:
@@ -76,6 +77,9 @@ class Bot:
         self._health: HealthMonitor | None = None
         self._watchdog: LoopWatchdog | None = None
         self._breakers: dict[str, CircuitBreaker] = {}
+        self._on_start: list[LifecycleHook] = []
+        self._on_close: list[LifecycleHook] = []
+        self._started = False
 
     def use_clock(self, clock: Clock) -> None:
         """Run on ``clock`` from now on (tests: share a ManualClock with the emulator).
@@ -162,6 +166,21 @@ class Bot:
         return HandlerSpec(
             name=name, func=func, defer=DeferMode(defer), ephemeral=ephemeral, tracker=tracker
         )
+
+    def on_start(self, hook: LifecycleHook) -> LifecycleHook:
+        """Run ``hook`` when the bot starts, before it takes interactions (in the order
+        registered): apply migrations, preload static data, warm caches. A hook that
+        raises fails the start (the server does not come up) instead of serving half
+        ready."""
+        self._on_start.append(hook)
+        return hook
+
+    def on_close(self, hook: LifecycleHook) -> LifecycleHook:
+        """Run ``hook`` on shutdown, after in-flight handlers finished or were cancelled
+        and before the REST client closes (in reverse order of registration): flush
+        write-behind buffers, close pools. A hook that raises is logged; the rest run."""
+        self._on_close.append(hook)
+        return hook
 
     # --- dispatch -------------------------------------------------------------------------
 
@@ -372,8 +391,9 @@ class Bot:
         return self._app
 
     async def start(self) -> None:
-        """Prepare for work (idempotent): the health monitor starts sampling and, when
-        enabled, the event-loop watchdog starts watching."""
+        """Prepare for work (idempotent): the health monitor starts sampling, when
+        enabled the event-loop watchdog starts watching, and the :meth:`on_start` hooks
+        run once."""
         self._accepting = True
         settings = self.settings
         if settings.watchdog_enabled and self._watchdog is None:
@@ -387,6 +407,10 @@ class Bot:
             self.health.lag = lambda: max(watchdog.lags[-10:], default=0.0)
             self.metrics.register(lambda: _watchdog_metrics(watchdog))
         self.health.start()
+        if not self._started:
+            self._started = True
+            for hook in self._on_start:
+                await hook()
 
     async def close(self) -> None:
         """Stop taking work, give in-flight handlers ``shutdown_grace`` s, then close."""
@@ -420,6 +444,13 @@ class Bot:
             self._watchdog.stop()  # after the grace: a handler blocking shutdown is named
         if self._resets is not None:
             await self._resets.close()
+        if self._started:
+            self._started = False
+            for hook in reversed(self._on_close):
+                try:
+                    await hook()
+                except Exception:
+                    log.exception("shutdown hook %s failed", getattr(hook, "__name__", hook))
         await self.rest.close()
 
 

@@ -10,6 +10,7 @@ from support import RecordingSink, command, component, harness, settings
 
 from steadybot import Bot, Interaction, UserFacingError
 from steadybot.clock import ManualClock, Timer
+from steadybot.config import Settings
 from steadybot.interactions.payload import AnyInteraction
 
 
@@ -313,3 +314,43 @@ async def test_work_spawned_during_the_shutdown_grace_is_waited_for_too() -> Non
     await closing
     assert finished == ["spawned in the grace", "closed"]
     assert bot.idle
+
+
+async def test_start_hooks_run_once_in_order_and_close_hooks_in_reverse() -> None:
+    bot = Bot(Settings(watchdog_enabled=False))
+    seen: list[str] = []
+
+    @bot.on_start
+    async def load_static() -> None:
+        seen.append("start 1")
+
+    @bot.on_start
+    async def warm() -> None:
+        seen.append("start 2")
+
+    @bot.on_close
+    async def flush() -> None:
+        seen.append("close 1")
+
+    @bot.on_close
+    async def broken() -> None:
+        seen.append("close 2")
+        raise RuntimeError("pool already gone")
+
+    await bot.start()
+    await bot.start()  # idempotent: hooks do not run twice
+    assert seen == ["start 1", "start 2"]
+    await bot.close()  # the failing hook is logged, the other one still runs
+    assert seen == ["start 1", "start 2", "close 2", "close 1"]
+
+
+async def test_a_failing_start_hook_fails_the_start() -> None:
+    bot = Bot(Settings(watchdog_enabled=False))
+
+    @bot.on_start
+    async def migrate() -> None:
+        raise RuntimeError("database unreachable")
+
+    with pytest.raises(RuntimeError, match="database unreachable"):
+        await bot.start()
+    await bot.close()
