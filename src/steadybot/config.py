@@ -219,6 +219,27 @@ class Settings(BaseSettings):
     database_sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = Field(
         "FULL", description="SQLite's synchronous pragma: FULL survives power loss."
     )
+    writer_max_rows: int = Field(
+        500, ge=1, description="Rows a batched writer writes in one batch (flush on size)."
+    )
+    writer_max_delay: float = Field(
+        1.0, gt=0, description="Seconds a buffered row waits at most before its batch is written."
+    )
+    writer_max_buffer: int = Field(
+        50_000, ge=1, description="Rows a batched writer holds; when full the oldest are dropped."
+    )
+    writer_retry_cap: float = Field(
+        30.0, gt=0, description="Largest backoff between retries of a failed batch, s."
+    )
+    credits_sweep_interval: float = Field(
+        5.0, gt=0, description="Seconds between sweeps that expire overdue credit reservations."
+    )
+    credits_expire_batch: int = Field(
+        500, ge=1, description="Reservations one expiry transaction handles at most."
+    )
+    credits_overdue_grace: float = Field(
+        60.0, ge=0, description="Seconds past its deadline before reconcile flags a reservation."
+    )
     # --- end storage ------------------------------------------------------------------
 
     # --- user-facing texts ----------------------------------------------------------

@@ -23,9 +23,11 @@ from steadybot.storage.errors import (
     TransactionConflict,
 )
 from steadybot.storage.migrations import Migration
+from steadybot.storage.writer import BatchedWriter, WriterClosed, WriterStatistics
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
+    "BatchedWriter",
     "Connection",
     "ConstraintViolation",
     "Database",
@@ -40,5 +42,7 @@ __all__ = [
     "StorageUnavailable",
     "TransactionAborted",
     "TransactionConflict",
+    "WriterClosed",
+    "WriterStatistics",
     "open_database",
 ]
