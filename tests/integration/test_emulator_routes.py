@@ -301,6 +301,16 @@ async def test_a_member_is_returned_without_interaction_only_fields(api: Api) ->
     assert {"roles", "joined_at", "deaf", "mute", "flags", "pending"} <= member.keys()
 
 
+async def test_requests_are_counted_by_route_template(api: Api) -> None:
+    # A story checks "no member fetched one by one after warm-up" with these counts.
+    for user_id in api.emulator.user_ids[:2]:
+        await api("GET", f"/guilds/{api.guild}/members/{user_id}")
+    await api("GET", f"/guilds/{api.guild}/members", query={"limit": "5"})
+    counts = api.emulator.statistics().requests_by_route
+    assert counts["GET /guilds/{guild_id}/members/{user_id}"] == 2
+    assert counts["GET /guilds/{guild_id}/members"] == 1
+
+
 async def test_an_unknown_member_is_404_10007(api: Api) -> None:
     status, error = await api("GET", f"/guilds/{api.guild}/members/42")
     assert (status, error) == (404, {"code": 10007, "message": "Unknown Member"})

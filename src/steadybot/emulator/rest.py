@@ -74,6 +74,9 @@ class EmulatorApi:
         self._validate_endpoint = validate_endpoint
         self._delivery_settled = delivery_settled
         self.counters: Counter[str] = Counter()
+        # "GET /guilds/{guild_id}/members/{user_id}" → requests: a story can check, say,
+        # that no member was fetched one by one after the bot warmed its cache.
+        self.requests_by_route: Counter[str] = Counter()
 
     def application(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=MAX_REQUEST_BYTES)
@@ -121,6 +124,7 @@ class EmulatorApi:
         try:
             if route is not None:
                 template, major = route
+                self.requests_by_route[f"{request.method} {template}"] += 1
                 authorization = request.headers.get("Authorization")
                 decision = self.limits.check(request.method, template, major, authorization)
                 if decision.rejected:

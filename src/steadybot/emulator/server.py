@@ -507,4 +507,5 @@ class Emulator:
             rate_limited=dict(self.limits.rejected),
             invalid_requests=self.limits.invalid_requests,
             faults_injected=self.faults.total,
+            requests_by_route=dict(self._api.requests_by_route),
         )

@@ -70,6 +70,8 @@ class EmulatorStatistics(msgspec.Struct, kw_only=True, frozen=True):
     rate_limited: dict[str, int]  # 429s sent, by scope: user, global, cloudflare
     invalid_requests: int  # 401/403/429 in the current 10-minute window
     faults_injected: int
+    # "METHOD /route/{template}" → requests received (Discord's routes only)
+    requests_by_route: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 class Snapshot(msgspec.Struct, kw_only=True, frozen=True):
