@@ -113,7 +113,7 @@ def serve(target: str, host: str, port: int, log_level: str, log_format: str) ->
     "--story",
     "stories",
     multiple=True,
-    type=click.Choice(["applications", "pricing"]),
+    type=click.Choice(["applications", "pricing", "ladder"]),
     help="Run only this story (repeatable). Default: every story.",
 )
 def demo(

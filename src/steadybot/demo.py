@@ -45,7 +45,12 @@ __all__ = [
     "run_demo",
 ]
 
-STORIES = {"applications": "examples.applications", "pricing": "examples.pricing"}
+STORIES = {
+    "applications": "examples.applications",
+    "pricing": "examples.pricing",
+    # --- ladder story (examples/ladder/): a ranked ladder on the storage layer ---
+    "ladder": "examples.ladder",
+}
 # How long a baseline run may take to settle after its last user: a naive bot can leave
 # "thinking…" answers owed forever; the report shows them, the demo need not wait 60 s.
 BASELINE_SETTLE_TIMEOUT = 15.0

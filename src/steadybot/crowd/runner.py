@@ -13,7 +13,7 @@ import asyncio
 import inspect
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from rich.console import Console
@@ -125,8 +125,11 @@ class Scenario(Protocol):
         """What one user does."""
         ...
 
-    def checks(self, snapshot: Snapshot, users: Sequence[CrowdUser]) -> dict[str, Check]:
-        """The story's invariants, judged from the emulator's final state."""
+    def checks(
+        self, snapshot: Snapshot, users: Sequence[CrowdUser]
+    ) -> dict[str, Check] | Awaitable[dict[str, Check]]:
+        """The story's invariants, judged from the emulator's final state (and, for a
+        story with a database, from what the bot stored: then ``async def``)."""
         ...
 
 
@@ -202,7 +205,8 @@ async def run_crowd(
             await asyncio.sleep(SETTLE_POLL)
     elapsed = time.monotonic() - began
     snapshot = await take_snapshot(target, ids)
-    checks = scenario.checks(snapshot, crowd)
+    judged = scenario.checks(snapshot, crowd)
+    checks = judged if isinstance(judged, dict) else await judged
     if errors:
         checks["users ran without errors"] = Check(
             False, f"{len(errors)} user sessions raised, e.g. {errors[0]!r}"[:200]
