@@ -119,6 +119,7 @@ class LadderBase:
         return {
             "database": self._store.description,
             "db_round_trips": self.remote.trips_made,
+            "slow_round_trips": self.remote.slow_trips,
             "transactions": stats.transactions,
             "rolled_back": stats.rolled_back,
             "conflict_retries": stats.retries,

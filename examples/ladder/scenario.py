@@ -68,6 +68,7 @@ class LadderScenario:
     users = 60
     seconds = 15.0
     pause = (0.3, 1.0)  # seconds a player thinks before each step
+    typing = (1.0, 2.0)  # seconds a player types into the form
     typo_share = 0.15  # types a country that does not exist into the form
     double_submit_share = 0.25
     double_join_share = 0.2  # runs /queue join twice at once
@@ -140,7 +141,7 @@ class LadderScenario:
             return
         name = f"Player{user.id[-5:]}"
         if rng.random() < self.typo_share:
-            await user.think(1.0, 2.0)
+            await user.think(*self.typing)
             refused = await self._submit(user, name, rng.choice(TYPOS))
             if refused.original_message_id is None:
                 return
@@ -150,7 +151,7 @@ class LadderScenario:
                 return  # no way to fix it offered
             if modal.ack_type != 9:
                 return
-        await user.think(1.0, 2.0)  # typing
+        await user.think(*self.typing)
         country = rng.choice(list(COUNTRIES))
         if rng.random() < self.double_submit_share:
             gap = rng.uniform(0.05, 0.5)

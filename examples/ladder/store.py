@@ -15,7 +15,8 @@
   one demo run's players into the next).
 
 :class:`RemoteLatency` stands for the network between the bot and the database the
-production story had: a remote PostgreSQL, 250-700 ms per round trip. Both versions
+production story had: a remote PostgreSQL, 250-700 ms per round trip and now and then
+one much slower. Both versions
 of the bot pay it per round trip; they differ in how many they make and in whether
 they answer Discord before making them.
 """
@@ -156,8 +157,13 @@ class RemoteLatency:
 
     clock: Clock
     per_trip: tuple[float, float] = (0.25, 0.7)
+    # Now and then a trip is much slower (a lock wait, a busy server): the tail that
+    # turns "usually 2 s" into "This interaction failed".
+    slow_share: float = 0.04
+    slow_extra: tuple[float, float] = (0.8, 2.0)
     seed: int = 7
     trips_made: int = 0
+    slow_trips: int = 0
     _random: random.Random = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -166,5 +172,10 @@ class RemoteLatency:
     async def trips(self, count: int) -> None:
         """Wait ``count`` round trips."""
         self.trips_made += count
-        low, high = self.per_trip
-        await self.clock.sleep(sum(self._random.uniform(low, high) for _ in range(count)))
+        total = 0.0
+        for _ in range(count):
+            total += self._random.uniform(*self.per_trip)
+            if self._random.random() < self.slow_share:
+                self.slow_trips += 1
+                total += self._random.uniform(*self.slow_extra)
+        await self.clock.sleep(total)

@@ -40,6 +40,11 @@ DELIVERY_TIMEOUT = 10.0
 """Real seconds a delivery waits for the bot's HTTP reply (the 3 s rule is on the clock)."""
 SETTLE_TIMEOUT = 2.0
 """Real seconds a webhook call waits for an initial response still in flight."""
+DELIVERY_KEEPALIVE = 2.0
+"""Real seconds an idle connection to the bot is kept for the next delivery. Shorter than
+servers' idle timeouts (uvicorn closes after 5 s; aiohttp's client default is 15 s):
+a delivery sent on a connection the bot is closing fails with a reset, and a POST is
+not retried."""
 
 
 class Emulator:
@@ -94,7 +99,9 @@ class Emulator:
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.SockSite(self._runner, sock).start()
-        self._session = aiohttp.ClientSession()
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(keepalive_timeout=DELIVERY_KEEPALIVE)
+        )
 
     async def close(self) -> None:
         if self._session is not None:
