@@ -229,6 +229,14 @@ class Settings(BaseSettings):
         "⏳ Still busy with your earlier requests; please try again in a moment.",
         description="Ephemeral answer when a serialize= handler's turn did not come in time.",
     )
+    coordination_redis_connections: int = Field(
+        50, ge=1, description="Redis connections the coordination client opens at most."
+    )
+    coordination_redis_wait: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a lock or flight call waits for a free Redis connection.",
+    )
     # --- end coordination -------------------------------------------------------------
 
     # --- user-facing texts ----------------------------------------------------------
