@@ -230,7 +230,9 @@ class Settings(BaseSettings):
         description="Ephemeral answer when a serialize= handler's turn did not come in time.",
     )
     coordination_redis_connections: int = Field(
-        50, ge=1, description="Redis connections the coordination client opens at most."
+        50,
+        ge=1,
+        description="Redis connections each Redis client (locks, rate-limit slots) opens at most.",
     )
     coordination_redis_wait: float = Field(
         10.0,
