@@ -318,6 +318,7 @@ class BoundedCache(Generic[V]):
         return self._sweeper is not None and not self._sweeper.done()
 
     def statistics(self) -> CacheStatistics:
+        size = len(self)  # first: it removes expired entries, which the counters count
         return CacheStatistics(
             name=self.name,
             hits=self._hits,
@@ -328,7 +329,7 @@ class BoundedCache(Generic[V]):
             expirations=self._expirations,
             invalidations=self._invalidations,
             remote_invalidations=self._remote,
-            size=len(self),
+            size=size,
             pinned=len(self._pins),
             loading=len(self._flights),
             tags=len(self._tags),
