@@ -22,10 +22,12 @@ What we add, and why cachetools alone does not do it:
   classic leak of tag indexes), so its size is bounded by the cache's.
 - **Single flight.** ``get_or_load`` runs ``load`` once for concurrent misses of one
   key; every caller gets its result or its exception, and a failure is not cached. The
-  load runs as its own task, so a caller that is cancelled does not cancel it for the
-  others. An invalidation (or a ``set``) of the key while it loads wins: the load's
-  result is returned to its callers but not stored, so a cache never re-stores a value
-  read before it was invalidated.
+  first caller runs the load (no task per miss: this is the hot path); the others wait
+  on a shared future, shielded, so a waiter that is cancelled cancels nobody else, and
+  if the *first* caller is cancelled the waiters load again. An invalidation (or a
+  ``set``) of the key while it loads wins: the load's result is returned to its
+  callers but not stored, so a cache never re-stores a value read before it was
+  invalidated.
 - **Invalidation across processes.** Local drops are published on an
   :class:`~steadybot.cache.bus.InvalidationBus`; other caches of the same name drop the
   same entries. Delivery is fire-and-forget, so the TTL bounds staleness.
@@ -48,7 +50,7 @@ import contextlib
 import logging
 import math
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -120,12 +122,45 @@ class _Pin(Generic[V]):
 
 
 class _Flight(Generic[V]):
-    __slots__ = ("invalidated", "tags", "task")
+    __slots__ = ("future", "invalidated", "tags")
 
     def __init__(self, tags: tuple[str, ...]) -> None:
         self.tags = tags
         self.invalidated = False
-        self.task: asyncio.Task[V] | None = None
+        # Made when the first joiner arrives: a load nobody joins allocates no future.
+        self.future: asyncio.Future[V] | None = None
+
+
+class _Pinned(Generic[V]):
+    """The context manager of :meth:`BoundedCache.pinned` (a class: it runs per
+    operation, and a generator-based one costs twice as much)."""
+
+    __slots__ = ("_cache", "_key", "_load", "_pin", "_tags", "_ttl")
+
+    def __init__(
+        self,
+        cache: BoundedCache[V],
+        key: str,
+        load: Load[V] | None,
+        tags: Iterable[str],
+        ttl: float | None,
+    ) -> None:
+        self._cache = cache
+        self._key = key
+        self._load = load
+        self._tags = tags
+        self._ttl = ttl
+        self._pin: _Pin[V] | None = None
+
+    async def __aenter__(self) -> V:
+        if self._pin is not None:
+            raise RuntimeError("a pinned() context cannot be entered twice; call pinned() again")
+        self._pin = pin = await self._cache._acquire(self._key, self._load, self._tags, self._ttl)
+        return pin.entry.value
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._pin is not None:
+            self._cache._release(self._key, self._pin)
 
 
 class BoundedCache(Generic[V]):
@@ -221,33 +256,22 @@ class BoundedCache(Generic[V]):
         value, _ = await self._load(key, load, tags, ttl)
         return value
 
-    @contextlib.asynccontextmanager
-    async def pinned(
+    def pinned(
         self,
         key: str,
         load: Load[V] | None = None,
         *,
         tags: Iterable[str] = (),
         ttl: float | None = None,
-    ) -> AsyncIterator[V]:
-        """Hold ``key``'s entry for the block: no eviction, no expiry until released.
+    ) -> contextlib.AbstractAsyncContextManager[V]:
+        """``async with cache.pinned(key) as value:`` holds ``key``'s entry for the
+        block: no eviction, no expiry until released.
 
         Without a cached entry, ``load`` fills it (as in :meth:`get_or_load`); without
         ``load``, :class:`CacheMiss` is raised. Pins are counted, so nested and
         concurrent pins of one key release it when the last one leaves.
         """
-        pin = self._pin_cached(key)
-        if pin is None:
-            if load is None:
-                self._misses += 1
-                raise CacheMiss(self.name, key)
-            value, current = await self._load(key, load, tags, ttl)
-            pin = self._pin_loaded(key, value, current, tags, ttl)
-        pin.count += 1
-        try:
-            yield pin.entry.value
-        finally:
-            self._release(key, pin)
+        return _Pinned(self, key, load, tags, ttl)
 
     # --- writing ----------------------------------------------------------------------
 
@@ -298,19 +322,15 @@ class BoundedCache(Generic[V]):
             self._unsubscribe = self._bus.subscribe(self.name, self._received)
 
     async def close(self) -> None:
-        """Stop the sweeper, leave the bus and cancel the loads under way."""
+        """Stop the sweeper and leave the bus. (Loads under way belong to their
+        callers and finish normally.)"""
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        tasks: list[asyncio.Task[Any]] = [
-            flight.task for flight in self._flights.values() if flight.task is not None
-        ]
-        if self._sweeper is not None:
-            tasks.append(self._sweeper)
-            self._sweeper = None
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        sweeper, self._sweeper = self._sweeper, None
+        if sweeper is not None:
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
 
     @property
     def running(self) -> bool:
@@ -355,41 +375,71 @@ class BoundedCache(Generic[V]):
         return entry
 
     async def _load(
-        self, key: str, load: Load[V], tags: Iterable[str], ttl: float | None
+        self, key: str, load: Load[V], tags: Iterable[str], ttl: float | None, *, pin: bool = False
     ) -> tuple[V, bool]:
         """``(value, current)``: ``current`` is false when the key was invalidated (or
         set) while the value loaded, so it must not be pinned into the cache."""
-        entry = self._lookup(key)
-        if entry is not None:
-            return entry.value, True
-        flight = self._flights.get(key)
-        if flight is None:
-            clean_tags = _tags(tags)
-            _check_ttl(ttl)  # bad input fails before the load runs
-            flight = _Flight(clean_tags)
-            flight.task = asyncio.create_task(
-                self._run(key, flight, load, ttl), name=f"cache-load:{self.name}"
-            )
-            flight.task.add_done_callback(_retrieve)
-            self._flights[key] = flight
-        assert flight.task is not None
-        # shield: a caller cancelled while waiting does not cancel the load for the others
-        value = await asyncio.shield(flight.task)
-        return value, not flight.invalidated
+        while True:
+            entry = self._lookup(key)
+            if entry is not None:
+                return entry.value, True
+            flight = self._flights.get(key)
+            if flight is None:
+                return await self._lead(key, load, _tags(tags), ttl, pin)
+            if flight.future is None:
+                flight.future = asyncio.get_running_loop().create_future()
+                flight.future.add_done_callback(_retrieve)
+            try:
+                # shield: a joiner that is cancelled must not cancel the shared outcome
+                value = await asyncio.shield(flight.future)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if flight.future.cancelled() and task is not None and not task.cancelling():
+                    continue  # the leader was cancelled, not us: load again
+                raise
+            return value, not flight.invalidated
 
-    async def _run(self, key: str, flight: _Flight[V], load: Load[V], ttl: float | None) -> V:
+    async def _lead(
+        self, key: str, load: Load[V], tags: tuple[str, ...], ttl: float | None, pin: bool
+    ) -> tuple[V, bool]:
+        # The first caller runs the load itself (no task per miss: this is the hot
+        # path); joiners wait on the flight's future.
+        _check_ttl(ttl)  # bad input fails before the load runs
+        flight: _Flight[V] = _Flight(tags)
+        self._flights[key] = flight
         self._loads += 1
         try:
             value = await load()
-        except BaseException:
+        except BaseException as exc:
             self._load_failures += 1
+            self._end_flight(key, flight)
+            if flight.future is not None:
+                if isinstance(exc, asyncio.CancelledError):
+                    flight.future.cancel()
+                else:
+                    flight.future.set_exception(exc)
             raise
-        finally:
-            if self._flights.get(key) is flight:
-                del self._flights[key]
+        self._end_flight(key, flight)
         if not flight.invalidated:
-            self._put(key, self._entry(value, flight.tags, ttl))
-        return value
+            entry = self._entry(value, tags, ttl)
+            if pin and key not in self._pins:
+                self._pin_new(key, entry)  # straight into the pins: no trip through the LRU
+            else:
+                self._put(key, entry)
+        if flight.future is not None:
+            flight.future.set_result(value)
+        return value, not flight.invalidated
+
+    def _pin_new(self, key: str, entry: Entry[V]) -> None:
+        old = self._pop_live(key)
+        if old is not None:
+            self._unindex(key, old)
+        self._pins[key] = _Pin(entry)
+        self._index(key, entry)
+
+    def _end_flight(self, key: str, flight: _Flight[V]) -> None:
+        if self._flights.get(key) is flight:
+            del self._flights[key]
 
     def _detach_flight(self, key: str) -> None:
         flight = self._flights.pop(key, None)
@@ -397,6 +447,19 @@ class BoundedCache(Generic[V]):
             flight.invalidated = True
 
     # --- internals: pins ----------------------------------------------------------------
+
+    async def _acquire(
+        self, key: str, load: Load[V] | None, tags: Iterable[str], ttl: float | None
+    ) -> _Pin[V]:
+        pin = self._pin_cached(key)
+        if pin is None:
+            if load is None:
+                self._misses += 1
+                raise CacheMiss(self.name, key)
+            value, current = await self._load(key, load, tags, ttl, pin=True)
+            pin = self._pin_loaded(key, value, current, tags, ttl)
+        pin.count += 1
+        return pin
 
     def _pin_cached(self, key: str) -> _Pin[V] | None:
         pin = self._pins.get(key)
@@ -554,8 +617,8 @@ def _check_ttl(ttl: float | None) -> None:
         raise ValueError(f"ttl must be > 0 seconds or None, not {ttl!r}")
 
 
-def _retrieve(task: asyncio.Task[Any]) -> None:
-    # Every waiter may have been cancelled: read the outcome so asyncio does not log
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    # Every joiner may have been cancelled: read the outcome so asyncio does not log
     # "exception was never retrieved".
-    if not task.cancelled():
-        task.exception()
+    if not future.cancelled():
+        future.exception()
