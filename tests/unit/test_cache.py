@@ -370,7 +370,7 @@ async def test_the_tag_index_forgets_keys_that_leave_by_any_way() -> None:
     await clock.advance(10.0)
     assert cache.sweep() == 5
     assert cache.statistics().tags == 0
-    assert cache._tags == {}  # the index itself, not only its count
+    assert cache._tags.tags() == set()  # the index itself, not only its count
 
 
 async def test_an_expired_entry_overwritten_before_the_sweep_leaves_no_tag_behind() -> None:
@@ -382,7 +382,7 @@ async def test_an_expired_entry_overwritten_before_the_sweep_leaves_no_tag_behin
     assert cache.invalidate_tag("a") == 0
     assert cache.statistics().tags == 1
     assert cache.invalidate_tag("b") == 1
-    assert cache._tags == {}
+    assert cache._tags.tags() == set()
 
 
 async def test_distinct_keys_leave_no_per_key_structures_behind() -> None:
@@ -502,3 +502,21 @@ def test_the_entry_time_is_infinite_without_a_ttl() -> None:
     cache = make(ManualClock(), ttl=None)
     cache.set("k", 1)
     assert cache._store["k"].expires == math.inf
+
+
+def test_the_public_names_stay_what_the_docs_promise() -> None:
+    import steadybot
+    import steadybot.cache
+
+    assert steadybot.cache.__all__ == [
+        "BoundedCache",
+        "CacheMiss",
+        "CacheStatistics",
+        "Invalidation",
+        "InvalidationBus",
+        "InvalidationKind",
+        "InvalidationListener",
+        "LocalInvalidationBus",
+        "RedisInvalidationBus",
+    ]
+    assert {"BoundedCache", "CacheMiss", "CacheStatistics"} <= set(steadybot.__all__)

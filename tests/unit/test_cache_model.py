@@ -238,7 +238,7 @@ class CacheMachine(RuleBasedStateMachine):
             for e in [*model.lru.values(), *(p.entry for p in model.pins.values())]
             for t in e.tags
         }
-        assert set(self.cache._tags) == tags  # no dangling tag, none missing
+        assert self.cache._tags.tags() == tags  # no dangling tag, none missing
         assert (stats.hits, stats.misses) == (model.hits, model.misses)
         assert (stats.evictions, stats.expirations, stats.invalidations) == (
             model.evictions,

@@ -51,13 +51,13 @@ import logging
 import math
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
+from steadybot.cache._parts import Flight, Pin, TagIndex, check_ttl, clean_tags, retrieve
 from steadybot.cache._store import Entry, Store
 from steadybot.cache.bus import Invalidation, InvalidationBus, InvalidationKind
+from steadybot.cache.statistics import CacheMiss, CacheStatistics
 from steadybot.clock import Clock
-from steadybot.errors import SteadybotError
 
 if TYPE_CHECKING:
     from steadybot.config import Settings
@@ -69,66 +69,6 @@ V = TypeVar("V")
 log = logging.getLogger("steadybot.cache")
 
 Load = Callable[[], Awaitable[V]]
-
-
-class CacheMiss(SteadybotError, KeyError):
-    """``pinned(key)`` without a loader found nothing to pin."""
-
-    def __init__(self, cache: str, key: str) -> None:
-        self.cache = cache
-        self.key = key
-        super().__init__(f"{key!r} is not in cache {cache!r} and no loader was given")
-
-    def __str__(self) -> str:  # KeyError would print only the repr of the argument
-        return str(self.args[0])
-
-
-@dataclass(frozen=True, slots=True)
-class CacheStatistics:
-    """A snapshot of one cache. Counters count since creation."""
-
-    name: str
-    hits: int
-    misses: int
-    loads: int
-    """Loader runs started by ``get_or_load`` / ``pinned`` (joiners do not add one)."""
-    load_failures: int
-    """Loader runs that raised (or were cancelled); nothing was cached for them."""
-    evictions: int
-    """Entries dropped to respect ``max_size``."""
-    expirations: int
-    """Entries dropped because their TTL passed."""
-    invalidations: int
-    """Entries dropped by an invalidation, local or received from the bus."""
-    remote_invalidations: int
-    """Invalidation messages received from the bus and applied."""
-    size: int
-    """Live entries, pinned ones included."""
-    pinned: int
-    """Keys pinned right now (these may push ``size`` past ``max_size``)."""
-    loading: int
-    """Keys whose load is running right now."""
-    tags: int
-    """Tags in the tag index."""
-    max_size: int
-
-
-class _Pin(Generic[V]):
-    __slots__ = ("count", "entry")
-
-    def __init__(self, entry: Entry[V]) -> None:
-        self.entry = entry
-        self.count = 0
-
-
-class _Flight(Generic[V]):
-    __slots__ = ("future", "invalidated", "tags")
-
-    def __init__(self, tags: tuple[str, ...]) -> None:
-        self.tags = tags
-        self.invalidated = False
-        # Made when the first joiner arrives: a load nobody joins allocates no future.
-        self.future: asyncio.Future[V] | None = None
 
 
 class _Pinned(Generic[V]):
@@ -150,7 +90,7 @@ class _Pinned(Generic[V]):
         self._load = load
         self._tags = tags
         self._ttl = ttl
-        self._pin: _Pin[V] | None = None
+        self._pin: Pin[V] | None = None
 
     async def __aenter__(self) -> V:
         if self._pin is not None:
@@ -185,7 +125,7 @@ class BoundedCache(Generic[V]):
             raise ValueError("a cache needs a name (the bus addresses caches by name)")
         if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
             raise ValueError(f"max_size must be a positive int, not {max_size!r}")
-        _check_ttl(ttl)
+        check_ttl(ttl)
         if not sweep_interval > 0:
             raise ValueError(f"sweep_interval must be > 0 seconds, not {sweep_interval!r}")
         self.name = name
@@ -198,9 +138,9 @@ class BoundedCache(Generic[V]):
         self._store: Store[V] = Store(
             max_size, clock.monotonic, on_evict=self._evicted, on_expire=self._expired
         )
-        self._pins: dict[str, _Pin[V]] = {}
-        self._flights: dict[str, _Flight[V]] = {}
-        self._tags: dict[str, set[str]] = {}
+        self._pins: dict[str, Pin[V]] = {}
+        self._flights: dict[str, Flight[V]] = {}
+        self._tags = TagIndex()
         self._sweeper: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._hits = self._misses = self._loads = self._load_failures = 0
@@ -283,7 +223,7 @@ class BoundedCache(Generic[V]):
         A load of ``key`` under way will not overwrite it. Setting a pinned key
         replaces the pinned entry (its holders keep the object they were given).
         """
-        entry = self._entry(value, _tags(tags), ttl)
+        entry = self._entry(value, clean_tags(tags), ttl)
         self._detach_flight(key)
         self._put(key, entry)
 
@@ -385,10 +325,10 @@ class BoundedCache(Generic[V]):
                 return entry.value, True
             flight = self._flights.get(key)
             if flight is None:
-                return await self._lead(key, load, _tags(tags), ttl, pin)
+                return await self._lead(key, load, clean_tags(tags), ttl, pin)
             if flight.future is None:
                 flight.future = asyncio.get_running_loop().create_future()
-                flight.future.add_done_callback(_retrieve)
+                flight.future.add_done_callback(retrieve)
             try:
                 # shield: a joiner that is cancelled must not cancel the shared outcome
                 value = await asyncio.shield(flight.future)
@@ -404,8 +344,8 @@ class BoundedCache(Generic[V]):
     ) -> tuple[V, bool]:
         # The first caller runs the load itself (no task per miss: this is the hot
         # path); joiners wait on the flight's future.
-        _check_ttl(ttl)  # bad input fails before the load runs
-        flight: _Flight[V] = _Flight(tags)
+        check_ttl(ttl)  # bad input fails before the load runs
+        flight: Flight[V] = Flight(tags)
         self._flights[key] = flight
         self._loads += 1
         try:
@@ -434,10 +374,10 @@ class BoundedCache(Generic[V]):
         old = self._pop_live(key)
         if old is not None:
             self._unindex(key, old)
-        self._pins[key] = _Pin(entry)
+        self._pins[key] = Pin(entry)
         self._index(key, entry)
 
-    def _end_flight(self, key: str, flight: _Flight[V]) -> None:
+    def _end_flight(self, key: str, flight: Flight[V]) -> None:
         if self._flights.get(key) is flight:
             del self._flights[key]
 
@@ -450,7 +390,7 @@ class BoundedCache(Generic[V]):
 
     async def _acquire(
         self, key: str, load: Load[V] | None, tags: Iterable[str], ttl: float | None
-    ) -> _Pin[V]:
+    ) -> Pin[V]:
         pin = self._pin_cached(key)
         if pin is None:
             if load is None:
@@ -461,7 +401,7 @@ class BoundedCache(Generic[V]):
         pin.count += 1
         return pin
 
-    def _pin_cached(self, key: str) -> _Pin[V] | None:
+    def _pin_cached(self, key: str) -> Pin[V] | None:
         pin = self._pins.get(key)
         if pin is not None:
             self._hits += 1
@@ -470,25 +410,25 @@ class BoundedCache(Generic[V]):
         if entry is None:
             return None  # the load path counts the miss
         self._hits += 1
-        pin = self._pins[key] = _Pin(entry)
+        pin = self._pins[key] = Pin(entry)
         return pin
 
     def _pin_loaded(
         self, key: str, value: V, current: bool, tags: Iterable[str], ttl: float | None
-    ) -> _Pin[V]:
+    ) -> Pin[V]:
         pin = self._pins.get(key)
         if pin is not None:
             return pin  # pinned by someone else while we waited: share their entry
         entry = self._pop_live(key)
         if entry is None:
-            entry = self._entry(value, _tags(tags), ttl)
+            entry = self._entry(value, clean_tags(tags), ttl)
             if not current:
-                return _Pin(entry)  # invalidated while loading: the holder's alone
+                return Pin(entry)  # invalidated while loading: the holder's alone
             self._index(key, entry)  # evicted or expired between load and pin
-        pin = self._pins[key] = _Pin(entry)
+        pin = self._pins[key] = Pin(entry)
         return pin
 
-    def _release(self, key: str, pin: _Pin[V]) -> None:
+    def _release(self, key: str, pin: Pin[V]) -> None:
         pin.count -= 1
         if pin.count > 0 or self._pins.get(key) is not pin:
             return  # still held, or invalidated (or never in the cache): nothing to put back
@@ -513,7 +453,7 @@ class BoundedCache(Generic[V]):
     # --- internals: writes and drops ---------------------------------------------------
 
     def _entry(self, value: V, tags: tuple[str, ...], ttl: float | None) -> Entry[V]:
-        _check_ttl(ttl)
+        check_ttl(ttl)
         lifetime = self.ttl if ttl is None else ttl
         expires = math.inf if lifetime is None else self._clock.monotonic() + lifetime
         return Entry(value, tags, expires)
@@ -551,7 +491,7 @@ class BoundedCache(Generic[V]):
     def _drop_tag(self, tag: str) -> int:
         for key in [key for key, flight in self._flights.items() if tag in flight.tags]:
             self._detach_flight(key)
-        return sum(self._drop(key) for key in list(self._tags.get(tag, ())))
+        return sum(self._drop(key) for key in self._tags.keys(tag))
 
     def _evicted(self, key: str, entry: Entry[V]) -> None:
         self._evictions += 1
@@ -562,19 +502,10 @@ class BoundedCache(Generic[V]):
         self._unindex(key, entry)
 
     def _index(self, key: str, entry: Entry[V]) -> None:
-        for tag in entry.tags:
-            keys = self._tags.get(tag)
-            if keys is None:
-                keys = self._tags[tag] = set()
-            keys.add(key)
+        self._tags.add(key, entry.tags)
 
     def _unindex(self, key: str, entry: Entry[V]) -> None:
-        for tag in entry.tags:
-            keys = self._tags.get(tag)
-            if keys is not None:
-                keys.discard(key)
-                if not keys:
-                    del self._tags[tag]  # an empty set per tag ever seen is the leak
+        self._tags.remove(key, entry.tags)
 
     # --- internals: bus and sweeper ------------------------------------------------------
 
@@ -600,25 +531,3 @@ class BoundedCache(Generic[V]):
             swept = self.sweep()
             if swept:
                 log.debug("cache %s: swept %d expired entries", self.name, swept)
-
-
-def _tags(tags: Iterable[str]) -> tuple[str, ...]:
-    if isinstance(tags, str):
-        raise TypeError(f"tags must be an iterable of strings, not the string {tags!r}")
-    unique = tuple(dict.fromkeys(tags))
-    for tag in unique:
-        if not isinstance(tag, str):
-            raise TypeError(f"a tag must be a string, not {tag!r}")
-    return unique
-
-
-def _check_ttl(ttl: float | None) -> None:
-    if ttl is not None and not ttl > 0:
-        raise ValueError(f"ttl must be > 0 seconds or None, not {ttl!r}")
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    # Every joiner may have been cancelled: read the outcome so asyncio does not log
-    # "exception was never retrieved".
-    if not future.cancelled():
-        future.exception()
