@@ -5,34 +5,40 @@ every user id goes once through the three per-user paths a bot has — the per-u
 **lock** (:class:`~steadybot.coordination.KeyedLock`), the per-user **serial queue**
 (:class:`~steadybot.coordination.SerialQueue`) and a **cache** of user objects
 (:class:`~steadybot.cache.BoundedCache`, ``max_size`` 10,000, pinned while used,
-loaded through single flight, tagged by guild) — in concurrent batches (1000 users at
-a time, so a thousand keys are live at once). Resident memory (``VmRSS`` from
+loaded through single flight, tagged by guild) — by 1000 concurrent workers, so a
+thousand users' keys are live at any moment. Resident memory (``VmRSS`` from
 ``/proc/self/status``) is read
 
 - at the *baseline*: after imports and a warm-up run of 20,000 users, swept;
-- at its *peak* during the run (sampled every batch);
+- at its *peak* during the run (sampled after every 1000 users);
 - *after* the run;
 - *after a sweep*: the clock (a :class:`~steadybot.clock.ManualClock`) moved past the
-  TTL so the cache's own sweeper task drops everything, then ``gc.collect()``.
+  TTL so the cache's own sweeper task drops everything, then ``gc.collect()``; and
+  again after ``malloc_trim(0)`` (glibc keeps freed heap memory otherwise). Next to
+  RSS, ``sys.getallocatedblocks()`` counts the live Python memory blocks: what RSS
+  cannot tell apart, live objects from the allocator's reserve.
 
 The **control** runs the same ids through the naive version (a ``dict`` of
 ``asyncio.Lock`` per user for the lock and for the queue, and a ``dict`` cache),
-which is what grows for ever. Each arm runs in its own child process, so each has a
-clean baseline and neither's leftovers pollute the other's figures.
+which is what grows for ever. Each arm runs in its own child process (both at once),
+so each has a clean baseline and neither's leftovers pollute the other's figures.
 
-Acceptance: steadybot's growth (peak - baseline) within 64 MB; after the sweep within
-8 MB of the baseline; at the end no lock or queue key left, the cache empty, no tag
-left in its index, no pin and no load under way.
+Acceptance: steadybot's growth (peak - baseline) within 64 MB; after the sweep (and
+the trim) within 8 MB of the baseline, and the live Python blocks within 1 % of the
+baseline's; at the end of the run no lock or queue key left, the cache at its cap, no
+pin and no load under way; after the sweep the cache and its tag index empty.
 
 Usage: ``.venv/bin/python benchmarks/memory/run.py [--users N]`` (or ``make bench``);
-about a minute. Figures go to ``results.json`` next to this file and to stdout. Exits
-1 when a target is missed.
+two to three minutes (the steadybot arm's; the control runs alongside). Figures
+go to ``results.json`` next to this file and to stdout. Exits 1 when a target is missed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import ctypes
 import datetime as dt
 import functools
 import gc
@@ -59,14 +65,16 @@ from steadybot.coordination import KeyedLock, SerialQueue  # noqa: E402
 JSON = dict[str, Any]
 USERS: Final = 1_000_000
 WARMUP_USERS: Final = 20_000
-BATCH: Final = 1000
+CONCURRENCY: Final = 1000
 CACHE_MAX_SIZE: Final = 10_000
 CACHE_TTL: Final = 300.0
 SWEEP_INTERVAL: Final = 60.0
 GUILDS: Final = 100
 GROWTH_LIMIT_MB: Final = 64.0
 AFTER_SWEEP_LIMIT_MB: Final = 8.0
+BLOCKS_MARGIN: Final = 0.01
 PROGRESS_EVERY: Final = 100_000
+SAMPLE_EVERY: Final = 10_007  # a prime, so the sample does not follow one worker
 
 
 class Member:
@@ -86,6 +94,21 @@ async def fetch_member(user_id: int) -> Member:
     return Member(user_id)
 
 
+def blocks() -> int:
+    """Memory blocks Python's allocator has handed out and not got back: live objects,
+    whatever the allocator keeps from the OS."""
+    return sys.getallocatedblocks()
+
+
+def trim() -> None:
+    """Collect garbage, then ask glibc to give free heap memory back to the OS (it keeps
+    freed memory for reuse otherwise; RSS would then show what was used, not what is)."""
+    gc.collect()
+    # Not glibc: nothing to ask, RSS keeps the allocator's reserve.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def rss_mb() -> float:
     with open("/proc/self/status") as status:
         for line in status:
@@ -99,13 +122,19 @@ def progress(text: str) -> None:
 
 
 async def drive(
-    users: range, one_user: Callable[[int], Awaitable[None]], on_batch: Callable[[int], None]
+    users: range, one_user: Callable[[int], Awaitable[None]], on_round: Callable[[int], None]
 ) -> None:
-    for start in range(users.start, users.stop, BATCH):
-        await asyncio.gather(
-            *(one_user(uid) for uid in range(start, min(start + BATCH, users.stop)))
-        )
-        on_batch(start + BATCH - users.start)
+    """``CONCURRENCY`` workers, worker ``w`` taking users ``w``, ``w + CONCURRENCY``, …:
+    a thousand users in flight at any moment, without a task per user. ``on_round`` is
+    called by worker 0 after each of its users with how many users have started."""
+
+    async def worker(offset: int) -> None:
+        for index in range(offset, len(users), CONCURRENCY):
+            await one_user(users[index])
+            if offset == 0:
+                on_round(index + CONCURRENCY)
+
+    await asyncio.gather(*(worker(offset) for offset in range(CONCURRENCY)))
 
 
 # --- steadybot arm ----------------------------------------------------------------------
@@ -129,14 +158,14 @@ async def steadybot_arm(users: int) -> JSON:
     async def operation(uid: int) -> None:
         nonlocal touched
         key = f"user:{uid}"
+        load = functools.partial(fetch_member, uid)
         # The member stays pinned for the whole operation: no eviction under it.
-        async with cache.pinned(
-            key, functools.partial(fetch_member, uid), tags=[f"guild:{uid % GUILDS}"]
-        ) as member:
-            await asyncio.sleep(0)  # the operation's own awaits: other users run meanwhile
-            live["locks"] = max(live["locks"], locks.active_keys())
-            live["queues"] = max(live["queues"], queue.active_keys())
-            live["pinned"] = max(live["pinned"], cache.statistics().pinned)
+        async with cache.pinned(key, load, tags=[f"guild:{uid % GUILDS}"]) as member:
+            await asyncio.sleep(0)  # the operation's own await: the other users run meanwhile
+            if uid % SAMPLE_EVERY == 0:
+                live["locks"] = max(live["locks"], locks.active_keys())
+                live["queues"] = max(live["queues"], queue.active_keys())
+                live["pinned"] = max(live["pinned"], cache.statistics().pinned)
             touched += member.id == uid
 
     async def one_user(uid: int) -> None:
@@ -150,13 +179,14 @@ async def steadybot_arm(users: int) -> JSON:
     # Warm-up: imports, code paths, allocator arenas; then everything swept.
     await drive(range(-WARMUP_USERS, 0), one_user, lambda done: None)
     await sweep_all()
-    baseline = rss_mb()
+    trim()
+    baseline, baseline_blocks = rss_mb(), blocks()
     progress(f"steadybot: baseline {baseline:.1f} MB; driving {users:,} users")
 
     peak = baseline
     started = time.perf_counter()
 
-    def on_batch(done: int) -> None:
+    def on_round(done: int) -> None:
         nonlocal peak
         peak = max(peak, rss_mb())
         if done % PROGRESS_EVERY == 0:
@@ -167,12 +197,16 @@ async def steadybot_arm(users: int) -> JSON:
             )
 
     live.update(locks=0, queues=0, pinned=0)
-    await drive(range(users), one_user, on_batch)
+    touched = 0
+    before = cache.statistics()
+    await drive(range(users), one_user, on_round)
     elapsed = time.perf_counter() - started
     after_run = rss_mb()
     at_end = cache.statistics()
     await sweep_all()
     after_sweep = rss_mb()
+    trim()
+    after_trim, after_blocks = rss_mb(), blocks()
     swept = cache.statistics()
     await cache.close()
     return {
@@ -183,15 +217,19 @@ async def steadybot_arm(users: int) -> JSON:
             "peak": peak,
             "after_run": after_run,
             "after_sweep": after_sweep,
+            "after_sweep_and_trim": after_trim,
         },
         "growth_mb": peak - baseline,
-        "after_sweep_over_baseline_mb": after_sweep - baseline,
+        "after_sweep_over_baseline_mb": after_trim - baseline,
+        "allocated_blocks": {"baseline": baseline_blocks, "after_sweep": after_blocks},
         "max_live_keys": live,
         "all_operations_saw_their_member": touched == users,
         "at_end_of_run": {
             "lock_keys": locks.active_keys(),
             "queue_keys": queue.active_keys(),
             "cache": _stats(at_end),
+            "evictions_in_run": at_end.evictions - before.evictions,
+            "loads_in_run": at_end.loads - before.loads,
         },
         "after_sweep": {"cache": _stats(swept)},
     }
@@ -212,25 +250,24 @@ async def control_arm(users: int) -> JSON:
 
     async def one_user(uid: int) -> None:
         lock = locks.setdefault(uid, asyncio.Lock())
-        async with lock:
-            async with queues.setdefault(uid, asyncio.Lock()):
-                key = f"user:{uid}"
-                member = cache.get(key)
-                if member is None:
-                    member = cache[key] = await fetch_member(uid)
-                await asyncio.sleep(0)
+        async with lock, queues.setdefault(uid, asyncio.Lock()):
+            key = f"user:{uid}"
+            member = cache.get(key)
+            if member is None:
+                member = cache[key] = await fetch_member(uid)
+            await asyncio.sleep(0)
 
     await drive(range(-WARMUP_USERS, 0), one_user, lambda done: None)
     locks.clear()
     queues.clear()
     cache.clear()
-    gc.collect()
-    baseline = rss_mb()
+    trim()
+    baseline, baseline_blocks = rss_mb(), blocks()
     progress(f"control: baseline {baseline:.1f} MB; driving {users:,} users")
     peak = baseline
     started = time.perf_counter()
 
-    def on_batch(done: int) -> None:
+    def on_round(done: int) -> None:
         nonlocal peak
         peak = max(peak, rss_mb())
         if done % PROGRESS_EVERY == 0:
@@ -238,14 +275,15 @@ async def control_arm(users: int) -> JSON:
                 f"control:   {done:>9,} users, RSS {rss_mb():6.1f} MB, map sizes {len(cache):,}"
             )
 
-    await drive(range(users), one_user, on_batch)
+    await drive(range(users), one_user, on_round)
     elapsed = time.perf_counter() - started
-    gc.collect()  # the naive bot has no sweep: collecting is all it can do
-    after = rss_mb()
+    trim()  # the naive bot has no sweep: collecting and trimming is all it can do
+    after, after_blocks = rss_mb(), blocks()
     return {
         "users": users,
         "elapsed": elapsed,
-        "rss_mb": {"baseline": baseline, "peak": peak, "after_run": after},
+        "rss_mb": {"baseline": baseline, "peak": peak, "after_run_and_trim": after},
+        "allocated_blocks": {"baseline": baseline_blocks, "after_run": after_blocks},
         "growth_mb": peak - baseline,
         "after_run_over_baseline_mb": after - baseline,
         "map_sizes": {"locks": len(locks), "queues": len(queues), "cache": len(cache)},
@@ -255,26 +293,39 @@ async def control_arm(users: int) -> JSON:
 # --- the run ------------------------------------------------------------------------------
 
 
-def child(arm: str, users: int) -> JSON:
-    """Run one arm in a fresh interpreter; its progress goes to our stderr."""
-    done = subprocess.run(
-        [sys.executable, __file__, "--arm", arm, "--users", str(users)],
-        check=True,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    result: JSON = json.loads(done.stdout)
-    return result
+def arms(users: int) -> tuple[JSON, JSON]:
+    """Run both arms at once, each in a fresh interpreter (RSS is per process, so they
+    do not see each other); their progress goes to our stderr."""
+    children = {
+        arm: subprocess.Popen(
+            [sys.executable, __file__, "--arm", arm, "--users", str(users)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for arm in ("steadybot", "control")
+    }
+    results: dict[str, JSON] = {}
+    for arm, process in children.items():
+        out, _ = process.communicate()
+        if process.returncode:
+            raise SystemExit(f"the {arm} arm failed (exit {process.returncode})")
+        results[arm] = json.loads(out)
+    return results["steadybot"], results["control"]
 
 
 def verdicts(report: JSON) -> dict[str, bool]:
     steady = report["steadybot"]
     end = steady["at_end_of_run"]
     swept = steady["after_sweep"]["cache"]
+    blocks_before = steady["allocated_blocks"]["baseline"]
+    blocks_after = steady["allocated_blocks"]["after_sweep"]
     return {
         f"growth within {GROWTH_LIMIT_MB:.0f} MB": steady["growth_mb"] <= GROWTH_LIMIT_MB,
         f"after the sweep within {AFTER_SWEEP_LIMIT_MB:.0f} MB of the baseline": (
             steady["after_sweep_over_baseline_mb"] <= AFTER_SWEEP_LIMIT_MB
+        ),
+        "after the sweep, live Python blocks within 1 % of the baseline": (
+            blocks_after <= blocks_before * (1 + BLOCKS_MARGIN)
         ),
         "no lock or queue key left": end["lock_keys"] == 0 and end["queue_keys"] == 0,
         "cache size <= cap during the run": end["cache"]["size"] <= end["cache"]["max_size"],
@@ -287,21 +338,25 @@ def verdicts(report: JSON) -> dict[str, bool]:
 def print_report(report: JSON, checks: dict[str, bool]) -> None:
     steady, control = report["steadybot"], report["control"]
     s, c = steady["rss_mb"], control["rss_mb"]
-    print(f"\n{steady['users']:,} distinct users, {BATCH} at a time (RSS in MB):")
+    print(f"\n{steady['users']:,} distinct users, {CONCURRENCY} at a time (RSS in MB):")
     print(f"  {'':28} {'steadybot':>10} {'naive dicts':>12}")
     print(f"  {'baseline':28} {s['baseline']:10.1f} {c['baseline']:12.1f}")
     print(f"  {'peak':28} {s['peak']:10.1f} {c['peak']:12.1f}")
-    print(
-        f"  {'growth (peak - baseline)':28} {steady['growth_mb']:10.1f} {control['growth_mb']:12.1f}"
-    )
-    print(f"  {'after the run':28} {s['after_run']:10.1f} {c['after_run']:12.1f}")
+    growth = "growth (peak - baseline)"
+    print(f"  {growth:28} {steady['growth_mb']:10.1f} {control['growth_mb']:12.1f}")
+    print(f"  {'after the run':28} {s['after_run']:10.1f} {'':>12}")
     print(f"  {'after sweep + gc':28} {s['after_sweep']:10.1f} {'(no sweep)':>12}")
+    trimmed = "... + malloc_trim"
+    print(f"  {trimmed:28} {s['after_sweep_and_trim']:10.1f} {c['after_run_and_trim']:12.1f}")
+    sb, cb = steady["allocated_blocks"], control["allocated_blocks"]
+    print(f"  {'allocated blocks, baseline':28} {sb['baseline']:10,} {cb['baseline']:12,}")
+    print(f"  {'allocated blocks, at the end':28} {sb['after_sweep']:10,} {cb['after_run']:12,}")
     print(f"  {'elapsed, s':28} {steady['elapsed']:10.1f} {control['elapsed']:12.1f}")
     end = steady["at_end_of_run"]
     print(
         f"  steadybot at the end: lock keys {end['lock_keys']}, queue keys {end['queue_keys']}, "
         f"cache {end['cache']['size']:,}/{end['cache']['max_size']:,} "
-        f"(evictions {end['cache']['evictions']:,}), tags {end['cache']['tags']}; "
+        f"(evictions {end['evictions_in_run']:,}), tags {end['cache']['tags']}; "
         f"most live at once: {steady['max_live_keys']}"
     )
     print(f"  naive maps at the end: {control['map_sizes']}")
@@ -314,20 +369,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=USERS, help="distinct user ids")
     parser.add_argument("--arm", choices=["steadybot", "control"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.users < BATCH or args.users % BATCH:
-        parser.error(f"--users must be a positive multiple of {BATCH}")
+    if args.users < CONCURRENCY or args.users % CONCURRENCY:
+        parser.error(f"--users must be a positive multiple of {CONCURRENCY}")
     if args.arm is not None:  # a child: one arm, JSON on stdout
         arm = steadybot_arm if args.arm == "steadybot" else control_arm
         print(json.dumps(asyncio.run(arm(args.users))))
         return 0
-    report: JSON = {
-        "steadybot": child("steadybot", args.users),
-        "control": child("control", args.users),
-    }
+    steady, control = arms(args.users)
+    report: JSON = {"steadybot": steady, "control": control}
     checks = verdicts(report)
     report["checks"] = checks
     report["settings"] = {
-        "batch": BATCH,
+        "concurrency": CONCURRENCY,
         "cache_max_size": CACHE_MAX_SIZE,
         "cache_ttl": CACHE_TTL,
         "warmup_users": WARMUP_USERS,
