@@ -283,9 +283,20 @@ class EmulatorApi:
         channel_id = request.match_info["channel_id"]
         self._channel(channel_id)
         body = check_message(await self._body(request))
-        message = self._world.create_message(channel_id, body, author=self._world.bot_user)
+        author = self._world.bot_user
+        nonce = body.get("nonce")
+        if nonce is not None and body.get("enforce_nonce") is True:
+            # Discord: the nonce is checked for uniqueness over the past few minutes; a
+            # repeat by the same author returns the first message, creating nothing.
+            earlier = self._world.message_by_nonce(channel_id, author["id"], nonce)
+            if earlier is not None:
+                self._ledger.counters["nonce_duplicates"] += 1
+                return _json({**earlier, "nonce": nonce})
+        message = self._world.create_message(channel_id, body, author=author)
+        if nonce is not None:
+            self._world.remember_nonce(channel_id, author["id"], nonce, message["id"])
         self._ledger.counters["messages_created"] += 1
-        return _json(message)
+        return _json({**message, "nonce": nonce} if nonce is not None else message)
 
     async def _get_message(self, request: web.Request) -> web.Response:
         return _json(
