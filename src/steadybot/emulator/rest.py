@@ -140,8 +140,13 @@ class EmulatorApi:
             response = _json({"code": 0, "message": "404: Not Found"}, 404)
         except web.HTTPMethodNotAllowed:
             response = _json({"code": 0, "message": "405: Method Not Allowed"}, 405)
+        except ConnectionResetError:  # the client went away mid-request (killed, closed)
+            self.counters["client_gone"] += 1
+            response = _json({"code": 0, "message": "client gone"}, 499)
         except Exception:  # a bug in the emulator must not look like a crash to the bot
-            log.exception("emulator: %s %s failed", request.method, request.rel_url.path)
+            # The route template, never the path: webhook paths carry tokens.
+            shown = route[0] if route is not None else "an unknown route"
+            log.exception("emulator: %s %s failed", request.method, shown)
             response = _json({"code": 0, "message": "500: Internal Server Error"}, 500)
         return self._finish(response, decision)
 
