@@ -390,3 +390,21 @@ async def test_two_relays_on_postgresql_never_deliver_one_item_twice(
                 await bot.close()
             for db in databases:
                 await db.close()
+
+
+async def test_bot_use_outbox_runs_the_relay_with_the_bot(database: Database) -> None:
+    from support import settings
+
+    bot = Bot(settings(watchdog_enabled=False), clock=database.clock)
+    outbox = bot.use_outbox(database)
+    await outbox.migrate()
+    assert bot.outbox is outbox
+    with pytest.raises(RuntimeError, match="already"):
+        bot.use_outbox(database)
+    await bot.start()
+    relay = bot.outbox_relay
+    assert relay is not None
+    assert relay.running
+    assert b"steadybot_outbox_items" in bot.metrics.exposition()
+    await bot.close()
+    assert not relay.running
