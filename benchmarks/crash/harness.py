@@ -145,6 +145,7 @@ async def run_crash(
     reservation_timeout: float = 2.0,
     drain_timeout: float = 60.0,
     webhook_latency: tuple[float, float] = (0.05, 0.4),
+    think: tuple[float, float] = (0.05, 0.25),
 ) -> CrashResult:
     """One crash run (see the module docstring); prints its seed first."""
     seed = random.randrange(1 << 30) if seed is None else seed
@@ -194,7 +195,7 @@ async def run_crash(
             await bot.start()
             try:
                 await _crowd_and_killer(
-                    emulator, bot, result, rng, interactions, kills, concurrency, kill_after
+                    emulator, bot, result, rng, interactions, kills, concurrency, kill_after, think
                 )
                 await _drain(database, drain_timeout, reservation_timeout)
             finally:
@@ -215,6 +216,7 @@ async def _crowd_and_killer(
     kills: int,
     concurrency: int,
     kill_after: tuple[float, float],
+    think: tuple[float, float],
 ) -> None:
     sent = 0
     users = emulator.user_ids
@@ -224,8 +226,10 @@ async def _crowd_and_killer(
         nonlocal sent
         while sent < interactions:
             sent += 1
-            await emulator.send_command("buy", user_id=crowd_rng.choice(users))
-            await asyncio.sleep(crowd_rng.uniform(0.0, 0.02))
+            interaction = await emulator.send_command("buy", user_id=crowd_rng.choice(users))
+            if interaction.failed:  # the bot is down: users try again a little later
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(crowd_rng.uniform(*think))
 
     async def killer() -> None:
         for _ in range(kills):

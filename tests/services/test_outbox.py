@@ -408,3 +408,12 @@ async def test_bot_use_outbox_runs_the_relay_with_the_bot(database: Database) ->
     assert b"steadybot_outbox_items" in bot.metrics.exposition()
     await bot.close()
     assert not relay.running
+
+
+async def test_ended_items_are_purged_after_the_retention(setup: Setup) -> None:
+    await setup.command()
+    await setup.relay.drain()
+    assert await setup.relay.purge() == 0
+    await setup.clock.advance(setup.relay.settings.retention + 1)
+    assert await setup.relay.purge() == 1
+    assert await setup.outbox.records() == []

@@ -62,6 +62,7 @@ log = logging.getLogger("steadybot.outbox")
 # enqueuing transaction commits just after the wake-up).
 _WAKE_RETRIES: Final = (0.02, 0.1, 0.3)
 _BACKLOG_EVERY: Final = 1.0
+_PURGE_EVERY: Final = 300.0  # seconds between deletions of items past their retention
 # Seconds after an interaction arrived during which a "dead token" answer is retried.
 _ACK_GRACE: Final = 10.0  # seconds between two reads of the backlog for statistics
 
@@ -122,6 +123,7 @@ class OutboxRelay:
         self._resolutions: dict[int, str] = {}  # item id → how its doubt was resolved
         self._backlog: tuple[int, int, float | None] = (0, 0, None)
         self._backlog_at: float | None = None
+        self._purged_at: float | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -149,6 +151,7 @@ class OutboxRelay:
             try:
                 handled = await self.run_once()
                 await self._refresh_backlog()
+                await self._purge_now_and_then()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database may be down: keep trying
@@ -226,6 +229,12 @@ class OutboxRelay:
         if self.settings.retention <= 0:
             return 0
         return await self.outbox.purge(older_than=self._clock.time() - self.settings.retention)
+
+    async def _purge_now_and_then(self) -> None:
+        now = self._clock.monotonic()
+        if self._purged_at is None or now - self._purged_at >= _PURGE_EVERY:
+            self._purged_at = now
+            await self.purge()
 
     async def _deliver(self, item: ClaimedItem) -> None:
         try:
