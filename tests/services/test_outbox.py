@@ -32,7 +32,7 @@ from steadybot.outbox import (
     OutboxState,
 )
 from steadybot.serving import InProcessServer, serve_in_process
-from steadybot.storage import Database, open_database
+from steadybot.storage import Connection, Database, open_database
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(60)]
 
@@ -417,3 +417,33 @@ async def test_ended_items_are_purged_after_the_retention(setup: Setup) -> None:
     await setup.clock.advance(setup.relay.settings.retention + 1)
     assert await setup.relay.purge() == 1
     assert await setup.outbox.records() == []
+
+
+async def test_a_charge_and_its_message_commit_together_or_not_at_all(
+    database: Database,
+) -> None:
+    from steadybot.credits import LEDGER_MIGRATIONS, Ledger, ReservationState
+
+    await database.migrate([*LEDGER_MIGRATIONS])
+    outbox = Outbox(database)
+    await outbox.migrate()
+    ledger = Ledger(database)
+    await ledger.open_account("user:1")
+    await ledger.deposit("user:1", 10, key="d")
+    hold = await ledger.reserve("user:1", 5, timeout=60, key="r")
+
+    async def charge_and_tell(conn: Connection, fail: bool) -> None:
+        await ledger.post(hold.id, key="p", conn=conn)
+        await outbox.channel_message(conn, "1", "charged", key="m")
+        if fail:
+            raise Boom
+
+    with pytest.raises(Boom):
+        await database.run_transaction(lambda conn: charge_and_tell(conn, True))
+    assert (await ledger.reservation(hold.id)).state is ReservationState.PENDING
+    assert await outbox.records() == []
+    await database.run_transaction(lambda conn: charge_and_tell(conn, False))
+    assert (await ledger.reservation(hold.id)).state is ReservationState.POSTED
+    assert [r.key for r in await outbox.records()] == ["m"]
+    assert (await ledger.balance("user:1")).posted == 5
+    assert (await ledger.reconcile()).ok
