@@ -308,10 +308,13 @@ async def test_a_channel_message_is_deduplicated_by_its_nonce(setup: Setup) -> N
 async def test_the_relay_loop_wakes_on_enqueue(setup: Setup) -> None:
     await setup.relay.start()
     interaction = await setup.command()
-    for _ in range(200):
+    # Less clock time than one poll interval (1 s): only the wake-up (and its short
+    # second looks, for a PostgreSQL commit that lands after it) can deliver in time.
+    for _ in range(25):
         if original(setup, interaction)["content"]:
             break
         await asyncio.sleep(0.01)
+        await setup.clock.advance(0.02)
     assert original(setup, interaction)["content"] == f"answer {interaction.id}"
     assert setup.relay.running
     await setup.relay.close()
@@ -411,10 +414,11 @@ async def test_bot_use_outbox_runs_the_relay_with_the_bot(database: Database) ->
 
 
 async def test_ended_items_are_purged_after_the_retention(setup: Setup) -> None:
+    setup.relay.settings = OutboxSettings(retention=100.0)
     await setup.command()
     await setup.relay.drain()
     assert await setup.relay.purge() == 0
-    await setup.clock.advance(setup.relay.settings.retention + 1)
+    await setup.clock.advance(101.0)
     assert await setup.relay.purge() == 1
     assert await setup.outbox.records() == []
 
