@@ -43,11 +43,13 @@ from steadybot.interactions.statistics import RuntimeCounters, RuntimeStatistics
 from steadybot.observability.health import HealthMonitor, Status
 from steadybot.observability.metrics import BotMetrics
 from steadybot.observability.watchdog import LoopWatchdog, handler_codes
+from steadybot.outbox import Outbox, OutboxRelay, OutboxSettings
 from steadybot.resilience.breaker import BreakerState, CircuitBreaker
 from steadybot.rest import RestClient, Transport
 
 if TYPE_CHECKING:
     from steadybot.http.app import InteractionsApp
+    from steadybot.storage import Database
 
 __all__ = ["Bot", "DeferSetting", "LifecycleHook"]
 
@@ -86,6 +88,9 @@ class Bot:
         self._started = False
         self._guards: HandlerGuards | None = None  # coordination: made on first use
         self._guards_measured = False  # its collector is registered (once per bot)
+        # --- outbox (use_outbox) ---
+        self._outbox: Outbox | None = None
+        self._outbox_relay: OutboxRelay | None = None
 
     def use_clock(self, clock: Clock) -> None:
         """Run on ``clock`` from now on (tests: share a ManualClock with the emulator).
@@ -384,6 +389,36 @@ class Bot:
         self.health.register(check)
         self.metrics.register(lambda: _breaker_metrics(breaker))
         return breaker
+
+    # --- outbox (outbox/) -------------------------------------------------------------------
+
+    def use_outbox(self, database: Database, *, settings: OutboxSettings | None = None) -> Outbox:
+        """Deliver follow-ups recorded in transactions on ``database``: makes
+        :attr:`outbox` and its relay (started and closed with the bot, in the metrics
+        and the health verdict). Apply ``OUTBOX_MIGRATIONS`` first (``open_database``
+        or ``await bot.outbox.migrate()`` in an ``on_start`` hook)."""
+        if self._outbox is not None:
+            raise RuntimeError("this bot already has an outbox")
+        outbox_settings = settings or OutboxSettings.from_settings(self.settings)
+        outbox = self._outbox = Outbox(database, clock=self.clock, settings=outbox_settings)
+        relay = self._outbox_relay = OutboxRelay(outbox, self.rest, clock=self.clock)
+        self.on_start(relay.start)
+        self.on_close(relay.close)
+        self.metrics.register(relay.collect)
+        self.health.register(relay.health_check)
+        return outbox
+
+    @property
+    def outbox(self) -> Outbox:
+        """The outbox (:meth:`use_outbox` makes it): ``await bot.outbox.edit_original(
+        conn, interaction, ...)`` inside the transaction that changes the state."""
+        if self._outbox is None:
+            raise RuntimeError("no outbox: call bot.use_outbox(database) first")
+        return self._outbox
+
+    @property
+    def outbox_relay(self) -> OutboxRelay | None:
+        return self._outbox_relay
 
     @property
     def reset_manager(self) -> SelectResetManager | None:

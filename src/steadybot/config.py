@@ -319,6 +319,44 @@ class Settings(BaseSettings):
     )
     # --- end storage ------------------------------------------------------------------
 
+    # --- outbox (outbox/) ---------------------------------------------------------------
+    outbox_batch_size: int = Field(50, ge=1, description="Items a relay claims in one transaction.")
+    outbox_poll_interval: float = Field(
+        1.0, gt=0, description="Seconds between relay polls when nothing wakes it."
+    )
+    outbox_backoff_base: float = Field(
+        0.5, gt=0, description="First retry backoff ceiling of a failed delivery, s."
+    )
+    outbox_backoff_cap: float = Field(
+        30.0, gt=0, description="Largest retry backoff ceiling of a failed delivery, s."
+    )
+    outbox_expiry_margin: float = Field(
+        10.0, ge=0, description="Seconds before the token's expiry the relay stops using it."
+    )
+    outbox_lease: float = Field(
+        30.0, gt=0, description="Seconds a relay owns a claimed item; then it is in doubt."
+    )
+    outbox_channel_ttl: float = Field(
+        3600.0, gt=0, description="Seconds a channel message (or fallback) is retried at most."
+    )
+    outbox_nonce_window: float = Field(
+        120.0, ge=0, description="Seconds Discord's enforce_nonce is trusted to deduplicate."
+    )
+    outbox_lookup_limit: int = Field(
+        50, ge=1, le=100, description="Recent channel messages searched for an in-doubt item."
+    )
+    outbox_ephemeral_in_doubt: Literal["redeliver", "dead_letter"] = Field(
+        "redeliver",
+        description="An in-doubt ephemeral follow-up: send again (may show twice) or give up.",
+    )
+    outbox_retention: float = Field(
+        7 * 86_400.0, ge=0, description="Seconds delivered and dead items are kept; 0 forever."
+    )
+    outbox_pending_age_warning: float = Field(
+        60.0, gt=0, description="Oldest pending item age (s) from which health warns."
+    )
+    # --- end outbox -------------------------------------------------------------------
+
     # --- user-facing texts ----------------------------------------------------------
     unknown_route_message: str = Field(
         "This action is no longer available.",

@@ -248,9 +248,17 @@ class Ledger:
         return reservation_from(result)
 
     async def post(
-        self, reservation_id: str, amount: int | None = None, *, key: str
+        self,
+        reservation_id: str,
+        amount: int | None = None,
+        *,
+        key: str,
+        conn: Connection | None = None,
     ) -> Reservation:
-        """Charge ``amount`` (default: all) of the reservation and release the rest."""
+        """Charge ``amount`` (default: all) of the reservation and release the rest.
+
+        With ``conn`` the charge joins the caller's transaction (e.g. with the outbox
+        item that tells the user), committing or rolling back with it."""
         if amount is not None:
             check_amount(amount)
 
@@ -263,7 +271,9 @@ class Ledger:
                 raise ExceedsReservation(reservation_id, row["amount"], charged)
             return await resolve(conn, row, ReservationState.POSTED, charged, key, now)
 
-        result = await self._request(key, "post", [reservation_id, amount], body, "posts")
+        result = await self._request(
+            key, "post", [reservation_id, amount], body, "posts", conn=conn
+        )
         return reservation_from(result)
 
     async def void(self, reservation_id: str, *, key: str) -> Reservation:
@@ -354,6 +364,8 @@ class Ledger:
         arguments: list[object],
         body: Callable[[Connection, float], Awaitable[Outcome]],
         counter: str,
+        *,
+        conn: Connection | None = None,
     ) -> dict[str, Any]:
         check_key(key)
         fingerprint = json.dumps([operation, *arguments])
@@ -394,11 +406,12 @@ class Ledger:
             return outcome
 
         try:
-            try:
-                outcome = await self._database.run_transaction(attempt)
-            except DuplicateKey:
-                # A concurrent request with this key committed first: replay its result.
-                outcome = await self._database.run_transaction(attempt)
+            if conn is not None:
+                # In the caller's transaction: no re-run here; a racing twin's
+                # DuplicateKey aborts it, and the caller's retry replays the result.
+                outcome = await attempt(conn)
+            else:
+                outcome = await self._run(attempt)
         except LedgerError:
             self._counts["refused"] += 1
             raise
@@ -408,3 +421,10 @@ class Ledger:
             raise outcome.error
         self._counts["replays" if replayed else counter] += 1
         return outcome.result
+
+    async def _run(self, attempt: Callable[[Connection], Awaitable[Outcome]]) -> Outcome:
+        try:
+            return await self._database.run_transaction(attempt)
+        except DuplicateKey:
+            # A concurrent request with this key committed first: replay its result.
+            return await self._database.run_transaction(attempt)
