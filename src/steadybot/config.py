@@ -151,6 +151,33 @@ class Settings(BaseSettings):
     )
     message_cache_size: int = Field(1000, ge=1, description="Messages kept in that cache.")
 
+    # --- bounded caches (cache/) ---------------------------------------------------------
+    cache_max_size: int = Field(
+        10_000, ge=1, description="Entries a cache keeps (pinned entries come on top)."
+    )
+    cache_ttl: float = Field(
+        300.0, gt=0, description="Seconds an entry lives; the bound on cross-process staleness."
+    )
+    cache_sweep_interval: float = Field(
+        60.0, gt=0, description="Seconds between sweeps that drop expired entries."
+    )
+    cache_bus_max_pending: int = Field(
+        10_000, ge=1, description="Invalidations queued for Redis before the oldest is dropped."
+    )
+    cache_bus_backoff_base: float = Field(
+        0.5, gt=0, description="First reconnect/publish retry ceiling of the Redis bus, s."
+    )
+    cache_bus_backoff_cap: float = Field(
+        30.0, gt=0, description="Largest reconnect/publish retry ceiling of the Redis bus, s."
+    )
+    cache_bus_close_timeout: float = Field(
+        2.0, ge=0, description="Seconds close() waits for queued invalidations to be sent."
+    )
+    cache_bus_clear_on_reconnect: bool = Field(
+        True, description="Drop every cached entry when the bus's subscription comes back."
+    )
+    # --- end of bounded caches -----------------------------------------------------------
+
     # --- event-loop watchdog (observability/watchdog.py) ------------------------------
     watchdog_enabled: bool = Field(
         True, description="Measure event-loop lag and name the handler that blocks the loop."
@@ -193,6 +220,56 @@ class Settings(BaseSettings):
     health_invalid_share_critical: float = Field(
         0.8, ge=0, le=1, description="Invalid-request budget share from which: critical."
     )
+
+    # --- coordination: locks, serial queues, single flight (coordination/) ------------
+    lock_ttl: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a Redis lock lives without renewal; a crashed holder frees "
+        "its keys after this.",
+    )
+    lock_renew_interval: float = Field(
+        0.0,
+        ge=0,
+        description="Seconds between renewals of a held Redis lock; 0: a third of lock_ttl.",
+    )
+    lock_wait_poll: float = Field(
+        0.05, gt=0, description="Largest (jittered) pause between two tries for a held Redis lock."
+    )
+    flight_join_timeout: float = Field(
+        30.0, gt=0, description="Seconds a single-flight joiner waits for the run's result."
+    )
+    flight_result_ttl: float = Field(
+        60.0, gt=0, description="Seconds a single-flight result stays readable in Redis."
+    )
+    serialize_wait: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds a serialize= handler waits for its key's turn before the user "
+        "is told to try again.",
+    )
+    background_wait: float = Field(
+        600.0, gt=0, description="Seconds bot.background work waits for its key's turn."
+    )
+    busy_message: str = Field(
+        "⏳ Already working on that.",
+        description="Ephemeral answer to an exclusive= handler's key that is already running.",
+    )
+    serialize_timeout_message: str = Field(
+        "⏳ Still busy with your earlier requests; please try again in a moment.",
+        description="Ephemeral answer when a serialize= handler's turn did not come in time.",
+    )
+    coordination_redis_connections: int = Field(
+        50,
+        ge=1,
+        description="Redis connections each Redis client (locks, rate-limit slots) opens at most.",
+    )
+    coordination_redis_wait: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a lock or flight call waits for a free Redis connection.",
+    )
+    # --- end coordination -------------------------------------------------------------
 
     # --- storage (storage/) -------------------------------------------------------------
     database_pool_size: int = Field(
@@ -241,6 +318,44 @@ class Settings(BaseSettings):
         60.0, ge=0, description="Seconds past its deadline before reconcile flags a reservation."
     )
     # --- end storage ------------------------------------------------------------------
+
+    # --- outbox (outbox/) ---------------------------------------------------------------
+    outbox_batch_size: int = Field(50, ge=1, description="Items a relay claims in one transaction.")
+    outbox_poll_interval: float = Field(
+        1.0, gt=0, description="Seconds between relay polls when nothing wakes it."
+    )
+    outbox_backoff_base: float = Field(
+        0.5, gt=0, description="First retry backoff ceiling of a failed delivery, s."
+    )
+    outbox_backoff_cap: float = Field(
+        30.0, gt=0, description="Largest retry backoff ceiling of a failed delivery, s."
+    )
+    outbox_expiry_margin: float = Field(
+        10.0, ge=0, description="Seconds before the token's expiry the relay stops using it."
+    )
+    outbox_lease: float = Field(
+        30.0, gt=0, description="Seconds a relay owns a claimed item; then it is in doubt."
+    )
+    outbox_channel_ttl: float = Field(
+        3600.0, gt=0, description="Seconds a channel message (or fallback) is retried at most."
+    )
+    outbox_nonce_window: float = Field(
+        120.0, ge=0, description="Seconds Discord's enforce_nonce is trusted to deduplicate."
+    )
+    outbox_lookup_limit: int = Field(
+        50, ge=1, le=100, description="Recent channel messages searched for an in-doubt item."
+    )
+    outbox_ephemeral_in_doubt: Literal["redeliver", "dead_letter"] = Field(
+        "redeliver",
+        description="An in-doubt ephemeral follow-up: send again (may show twice) or give up.",
+    )
+    outbox_retention: float = Field(
+        7 * 86_400.0, ge=0, description="Seconds delivered and dead items are kept; 0 forever."
+    )
+    outbox_pending_age_warning: float = Field(
+        60.0, gt=0, description="Oldest pending item age (s) from which health warns."
+    )
+    # --- end outbox -------------------------------------------------------------------
 
     # --- user-facing texts ----------------------------------------------------------
     unknown_route_message: str = Field(

@@ -84,3 +84,6 @@ class Message(msgspec.Struct, kw_only=True, omit_defaults=True):
     embeds: list[dict[str, object]] = msgspec.field(default_factory=list)
     components: list[dict[str, object]] = msgspec.field(default_factory=list)
     webhook_id: str | None = None
+    # --- outbox: which interaction made the message, and a create's nonce -------------
+    interaction_metadata: dict[str, object] | None = None
+    nonce: str | int | None = None

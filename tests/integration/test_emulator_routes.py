@@ -613,3 +613,33 @@ async def test_user_and_message_commands_take_any_case_and_no_description(api: A
     status, chat = await api("POST", api.guild_commands, {"name": "Report User", "type": 1})
     assert status == 400  # the same name as a CHAT_INPUT command is invalid
     assert field_error(chat, "name") == "APPLICATION_COMMAND_INVALID_NAME"
+
+
+# --- enforce_nonce (the outbox relies on it) --------------------------------------------
+
+
+async def test_an_enforced_nonce_returns_the_first_message_instead_of_a_second() -> None:
+    clock = ManualClock()
+    async with (
+        Emulator(clock=clock, members=MEMBERS, rate_limits=NO_LIMITS) as emulator,
+        aiohttp.ClientSession() as http,
+    ):
+        api = Api(emulator, http)
+        channel = emulator.channel_ids[0]
+        path = f"/channels/{channel}/messages"
+        body = {"content": "once", "nonce": "n-1", "enforce_nonce": True}
+        status, first = await api("POST", path, body)
+        assert (status, first["nonce"]) == (200, "n-1")
+        status, again = await api("POST", path, body)
+        assert (status, again["id"]) == (200, first["id"])
+        # Without enforce_nonce a nonce changes nothing: a new message.
+        status, loose = await api("POST", path, {"content": "once", "nonce": "n-1"})
+        assert loose["id"] != first["id"]
+        # "The past few minutes": past the window the nonce is free again.
+        await clock.advance(301.0)
+        status, later = await api("POST", path, body)
+        assert later["id"] not in (first["id"], loose["id"])
+        assert [m["content"] for m in emulator.messages(channel)].count("once") == 3
+        status, error = await api("POST", path, {"content": "x", "nonce": "n" * 26})
+        assert status == 400
+        assert field_error(error, "nonce") == "BASE_TYPE_BAD_LENGTH"

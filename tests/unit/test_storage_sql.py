@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from steadybot.clock import ManualClock
@@ -57,9 +59,15 @@ async def test_unreachable_postgres_is_unavailable_without_the_password() -> Non
     assert "***" in str(info.value)
 
 
-async def test_sqlite_in_a_missing_directory_is_unavailable(tmp_path: object) -> None:
-    with pytest.raises(StorageUnavailable, match="cannot open"):
+async def test_sqlite_in_a_missing_directory_is_unavailable() -> None:
+    with pytest.raises(StorageUnavailable, match="does not exist"):
         await open_database("sqlite:////nonexistent/dir/x.db", clock=ManualClock())
+
+
+async def test_sqlite_file_that_cannot_be_opened_is_unavailable(tmp_path: Path) -> None:
+    # A directory where the file should be: sqlite3 cannot open it.
+    with pytest.raises(StorageUnavailable, match="cannot open"):
+        await open_database(f"sqlite:///{tmp_path}", clock=ManualClock())
 
 
 async def test_sqlite_in_memory_works() -> None:

@@ -43,9 +43,23 @@ import logging
 import math
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from steadybot.clock import Clock
+from steadybot.credits._journal import (
+    MAX_AMOUNT,
+    Outcome,
+    append_entry,
+    balance_from,
+    check_account_id,
+    check_amount,
+    check_key,
+    lock_account,
+    lock_pending,
+    reservation_from,
+    reservation_json,
+    resolve,
+)
 from steadybot.credits.errors import (
     AccountConflict,
     AlreadyResolved,
@@ -53,7 +67,6 @@ from steadybot.credits.errors import (
     IdempotencyConflict,
     InsufficientCredits,
     LedgerError,
-    ReservationExpired,
     UnknownAccount,
     UnknownReservation,
 )
@@ -76,71 +89,6 @@ __all__ = ["MAX_AMOUNT", "Ledger"]
 log = logging.getLogger("steadybot.credits")
 
 T = TypeVar("T")
-
-MAX_AMOUNT: Final = 10**15
-"""Largest amount of one request: sums of many stay far inside 64-bit integers."""
-
-_MAX_KEY_LENGTH: Final = 200
-
-
-def _check_amount(amount: object, what: str = "amount") -> int:
-    if isinstance(amount, bool) or not isinstance(amount, int):
-        raise TypeError(f"{what} must be an int, got {type(amount).__name__}")
-    if not 1 <= amount <= MAX_AMOUNT:
-        raise ValueError(f"{what} must be between 1 and {MAX_AMOUNT}, got {amount}")
-    return amount
-
-
-def _check_key(key: str) -> None:
-    if not isinstance(key, str) or not key or len(key) > _MAX_KEY_LENGTH:
-        raise ValueError(f"an idempotency key is a non-empty str of <= {_MAX_KEY_LENGTH} chars")
-
-
-def _check_account_id(account_id: str) -> None:
-    if not isinstance(account_id, str) or not account_id or len(account_id) > _MAX_KEY_LENGTH:
-        raise ValueError(f"an account id is a non-empty str of <= {_MAX_KEY_LENGTH} chars")
-
-
-def _reservation(row: Any) -> Reservation:
-    return Reservation(
-        id=row["id"],
-        account_id=row["account_id"],
-        amount=row["amount"],
-        deadline=row["deadline"],
-        state=ReservationState(row["state"]),
-        posted_amount=row["posted_amount"],
-    )
-
-
-def _reservation_json(reservation: Reservation) -> dict[str, object]:
-    return {
-        "id": reservation.id,
-        "account_id": reservation.account_id,
-        "amount": reservation.amount,
-        "deadline": reservation.deadline,
-        "state": str(reservation.state),
-        "posted_amount": reservation.posted_amount,
-    }
-
-
-def _balance(row: Any, account_id: str) -> Balance:
-    return Balance(
-        account_id=account_id,
-        posted=row["posted"],
-        pending=row["pending"],
-        allow_negative=bool(row["allow_negative"]),
-    )
-
-
-class _Outcome:
-    """What a request's transaction produced: a result to store, or an error to raise
-    after committing (an expiry found on the way is kept)."""
-
-    __slots__ = ("error", "result")
-
-    def __init__(self, result: dict[str, object], error: LedgerError | None = None) -> None:
-        self.result = result
-        self.error = error
 
 
 class Ledger:
@@ -190,7 +138,7 @@ class Ledger:
     # --- accounts ----------------------------------------------------------------------
     async def open_account(self, account_id: str, *, allow_negative: bool = False) -> Balance:
         """Open the account, or return it when it exists with the same settings."""
-        _check_account_id(account_id)
+        check_account_id(account_id)
 
         async def body(conn: Connection) -> Balance:
             await conn.execute(
@@ -210,7 +158,7 @@ class Ledger:
                     f"account {account_id!r} exists with allow_negative="
                     f"{bool(row['allow_negative'])}"
                 )
-            return _balance(row, account_id)
+            return balance_from(row, account_id)
 
         return await self._database.run_transaction(body)
 
@@ -221,7 +169,7 @@ class Ledger:
         )
         if row is None:
             raise UnknownAccount(f"no account {account_id!r}")
-        return _balance(row, account_id)
+        return balance_from(row, account_id)
 
     async def reservation(self, reservation_id: str) -> Reservation:
         row = await self._database.fetchrow(
@@ -229,22 +177,22 @@ class Ledger:
         )
         if row is None:
             raise UnknownReservation(f"no reservation {reservation_id!r}")
-        return _reservation(row)
+        return reservation_from(row)
 
     # --- requests ------------------------------------------------------------------------
     async def deposit(self, account_id: str, amount: int, *, key: str) -> Balance:
         """Add ``amount`` posted credits. Returns the balance right after."""
-        _check_amount(amount)
+        check_amount(amount)
 
-        async def body(conn: Connection, now: float) -> _Outcome:
-            row = await self._lock_account(conn, account_id)
-            await self._entry(conn, account_id, "deposit", amount, 0, None, key, now)
+        async def body(conn: Connection, now: float) -> Outcome:
+            row = await lock_account(conn, account_id)
+            await append_entry(conn, account_id, "deposit", amount, 0, None, key, now)
             await conn.execute(
                 "UPDATE credit_accounts SET posted = posted + $1 WHERE id = $2",
                 amount,
                 account_id,
             )
-            return _Outcome(
+            return Outcome(
                 {
                     "posted": row["posted"] + amount,
                     "pending": row["pending"],
@@ -253,19 +201,19 @@ class Ledger:
             )
 
         result = await self._request(key, "deposit", [account_id, amount], body, "deposits")
-        return _balance(result, account_id)
+        return balance_from(result, account_id)
 
     async def reserve(
         self, account_id: str, amount: int, *, timeout: float, key: str
     ) -> Reservation:
         """Hold ``amount`` credits for ``timeout`` seconds, or raise
         :class:`InsufficientCredits`."""
-        _check_amount(amount)
+        check_amount(amount)
         if not (timeout > 0 and math.isfinite(timeout)):
             raise ValueError(f"timeout must be a positive number of seconds: {timeout}")
 
-        async def body(conn: Connection, now: float) -> _Outcome:
-            row = await self._lock_account(conn, account_id)
+        async def body(conn: Connection, now: float) -> Outcome:
+            row = await lock_account(conn, account_id)
             available = row["posted"] - row["pending"]
             if available < amount and not row["allow_negative"]:
                 raise InsufficientCredits(account_id, available, amount)
@@ -286,49 +234,59 @@ class Ledger:
                 reservation.deadline,
                 now,
             )
-            await self._entry(conn, account_id, "reserve", 0, amount, reservation.id, key, now)
+            await append_entry(conn, account_id, "reserve", 0, amount, reservation.id, key, now)
             await conn.execute(
                 "UPDATE credit_accounts SET pending = pending + $1 WHERE id = $2",
                 amount,
                 account_id,
             )
-            return _Outcome(_reservation_json(reservation))
+            return Outcome(reservation_json(reservation))
 
         result = await self._request(
             key, "reserve", [account_id, amount, timeout], body, "reservations"
         )
-        return _reservation(result)
+        return reservation_from(result)
 
     async def post(
-        self, reservation_id: str, amount: int | None = None, *, key: str
+        self,
+        reservation_id: str,
+        amount: int | None = None,
+        *,
+        key: str,
+        conn: Connection | None = None,
     ) -> Reservation:
-        """Charge ``amount`` (default: all) of the reservation and release the rest."""
-        if amount is not None:
-            _check_amount(amount)
+        """Charge ``amount`` (default: all) of the reservation and release the rest.
 
-        async def body(conn: Connection, now: float) -> _Outcome:
-            row = await self._lock_pending(conn, reservation_id, now)
-            if isinstance(row, _Outcome):
+        With ``conn`` the charge joins the caller's transaction (e.g. with the outbox
+        item that tells the user), committing or rolling back with it."""
+        if amount is not None:
+            check_amount(amount)
+
+        async def body(conn: Connection, now: float) -> Outcome:
+            row = await lock_pending(conn, reservation_id, now)
+            if isinstance(row, Outcome):
                 return row
             charged = row["amount"] if amount is None else amount
             if charged > row["amount"]:
                 raise ExceedsReservation(reservation_id, row["amount"], charged)
-            return await self._resolve(conn, row, ReservationState.POSTED, charged, key, now)
+            return await resolve(conn, row, ReservationState.POSTED, charged, key, now)
 
-        result = await self._request(key, "post", [reservation_id, amount], body, "posts")
-        return _reservation(result)
+        result = await self._request(
+            key, "post", [reservation_id, amount], body, "posts", conn=conn
+        )
+        return reservation_from(result)
 
     async def void(self, reservation_id: str, *, key: str) -> Reservation:
         """Release the whole reservation."""
 
-        async def body(conn: Connection, now: float) -> _Outcome:
-            row = await self._lock_pending(conn, reservation_id, now)
-            if isinstance(row, _Outcome):
+        async def body(conn: Connection, now: float) -> Outcome:
+            row = await lock_pending(conn, reservation_id, now)
+            if isinstance(row, Outcome):
                 return row
-            return await self._resolve(conn, row, ReservationState.VOIDED, 0, key, now)
+            return await resolve(conn, row, ReservationState.VOIDED, 0, key, now)
 
         result = await self._request(key, "void", [reservation_id], body, "voids")
-        return _reservation(result)
+        return reservation_from(result)
 
     async def expire_due(self) -> int:
         """Expire every pending reservation whose deadline passed; returns how many."""
@@ -345,11 +303,11 @@ class Ledger:
                     self._expire_batch,
                 )
                 for account_id in sorted({row["account_id"] for row in rows}):
-                    await self._lock_account(conn, account_id)
+                    await lock_account(conn, account_id)
                 expired = 0
                 for row in rows:
                     with contextlib.suppress(AlreadyResolved):  # resolved before our lock
-                        await self._resolve(conn, row, ReservationState.EXPIRED, 0, None, now)
+                        await resolve(conn, row, ReservationState.EXPIRED, 0, None, now)
                         expired += 1
                 return len(rows), expired
 
@@ -404,14 +362,16 @@ class Ledger:
         key: str,
         operation: str,
         arguments: list[object],
-        body: Callable[[Connection, float], Awaitable[_Outcome]],
+        body: Callable[[Connection, float], Awaitable[Outcome]],
         counter: str,
+        *,
+        conn: Connection | None = None,
     ) -> dict[str, Any]:
-        _check_key(key)
+        check_key(key)
         fingerprint = json.dumps([operation, *arguments])
         replayed = False
 
-        async def attempt(conn: Connection) -> _Outcome:
+        async def attempt(conn: Connection) -> Outcome:
             nonlocal replayed
             stored = await conn.fetchrow(
                 "SELECT fingerprint, result FROM credit_requests WHERE key = $1", key
@@ -420,7 +380,7 @@ class Ledger:
                 if stored["fingerprint"] != fingerprint:
                     raise IdempotencyConflict(key, stored["fingerprint"], fingerprint)
                 replayed = True
-                return _Outcome(json.loads(stored["result"]))
+                return Outcome(json.loads(stored["result"]))
             replayed = False
             now = self._clock.time()
             # Claim the key first: a concurrent twin blocks on this row until we commit,
@@ -446,11 +406,12 @@ class Ledger:
             return outcome
 
         try:
-            try:
-                outcome = await self._database.run_transaction(attempt)
-            except DuplicateKey:
-                # A concurrent request with this key committed first: replay its result.
-                outcome = await self._database.run_transaction(attempt)
+            if conn is not None:
+                # In the caller's transaction: no re-run here; a racing twin's
+                # DuplicateKey aborts it, and the caller's retry replays the result.
+                outcome = await attempt(conn)
+            else:
+                outcome = await self._run(attempt)
         except LedgerError:
             self._counts["refused"] += 1
             raise
@@ -461,88 +422,9 @@ class Ledger:
         self._counts["replays" if replayed else counter] += 1
         return outcome.result
 
-    async def _lock_account(self, conn: Connection, account_id: str) -> Any:
-        row = await conn.fetchrow(
-            "SELECT posted, pending, allow_negative FROM credit_accounts WHERE id = $1"
-            + conn.for_update,
-            account_id,
-        )
-        if row is None:
-            raise UnknownAccount(f"no account {account_id!r}")
-        return row
-
-    async def _lock_pending(
-        self, conn: Connection, reservation_id: str, now: float
-    ) -> Any | _Outcome:
-        """The reservation, pending, with its account locked; or the expiry outcome."""
-        account_id = await conn.fetchval(
-            "SELECT account_id FROM credit_reservations WHERE id = $1", reservation_id
-        )
-        if account_id is None:
-            raise UnknownReservation(f"no reservation {reservation_id!r}")
-        await self._lock_account(conn, account_id)
-        # Read again under the account's lock: every transition of it takes that lock.
-        row = await conn.fetchrow("SELECT * FROM credit_reservations WHERE id = $1", reservation_id)
-        assert row is not None
-        if row["state"] != ReservationState.PENDING:
-            raise AlreadyResolved(reservation_id, row["state"])
-        if row["deadline"] <= now:
-            await self._resolve(conn, row, ReservationState.EXPIRED, 0, None, now)
-            return _Outcome({}, ReservationExpired(reservation_id))
-        return row
-
-    async def _resolve(
-        self,
-        conn: Connection,
-        row: Any,
-        state: ReservationState,
-        charged: int,
-        key: str | None,
-        now: float,
-    ) -> _Outcome:
-        """Move a pending reservation to ``state``: one entry, one cache update."""
-        changed = await conn.execute(
-            "UPDATE credit_reservations SET state = $1, posted_amount = $2, resolved_at = $3 "
-            "WHERE id = $4 AND state = $5",
-            str(state),
-            charged,
-            now,
-            row["id"],
-            str(ReservationState.PENDING),
-        )
-        if changed != 1:
-            raise AlreadyResolved(row["id"], "resolved")
-        kind = {"posted": "post", "voided": "void", "expired": "expire"}[str(state)]
-        held = row["amount"]
-        await self._entry(conn, row["account_id"], kind, -charged, -held, row["id"], key, now)
-        await conn.execute(
-            "UPDATE credit_accounts SET posted = posted - $1, pending = pending - $2 WHERE id = $3",
-            charged,
-            held,
-            row["account_id"],
-        )
-        resolved = dict(row) | {"state": str(state), "posted_amount": charged}
-        return _Outcome(_reservation_json(_reservation(resolved)))
-
-    async def _entry(
-        self,
-        conn: Connection,
-        account_id: str,
-        kind: str,
-        posted_delta: int,
-        pending_delta: int,
-        reservation_id: str | None,
-        key: str | None,
-        now: float,
-    ) -> None:
-        await conn.execute(
-            "INSERT INTO credit_entries (account_id, kind, posted_delta, pending_delta, "
-            "reservation_id, request_key, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            account_id,
-            kind,
-            posted_delta,
-            pending_delta,
-            reservation_id,
-            key,
-            now,
-        )
+    async def _run(self, attempt: Callable[[Connection], Awaitable[Outcome]]) -> Outcome:
+        try:
+            return await self._database.run_transaction(attempt)
+        except DuplicateKey:
+            # A concurrent request with this key committed first: replay its result.
+            return await self._database.run_transaction(attempt)

@@ -144,8 +144,13 @@ class EmulatorApi:
             response = _json({"code": 0, "message": "404: Not Found"}, 404)
         except web.HTTPMethodNotAllowed:
             response = _json({"code": 0, "message": "405: Method Not Allowed"}, 405)
+        except ConnectionResetError:  # the client went away mid-request (killed, closed)
+            self.counters["client_gone"] += 1
+            response = _json({"code": 0, "message": "client gone"}, 499)
         except Exception:  # a bug in the emulator must not look like a crash to the bot
-            log.exception("emulator: %s %s failed", request.method, request.rel_url.path)
+            # The route template, never the path: webhook paths carry tokens.
+            shown = route[0] if route is not None else "an unknown route"
+            log.exception("emulator: %s %s failed", request.method, shown)
             response = _json({"code": 0, "message": "500: Internal Server Error"}, 500)
         return self._finish(response, decision)
 
@@ -287,9 +292,20 @@ class EmulatorApi:
         channel_id = request.match_info["channel_id"]
         self._channel(channel_id)
         body = check_message(await self._body(request))
-        message = self._world.create_message(channel_id, body, author=self._world.bot_user)
+        author = self._world.bot_user
+        nonce = body.get("nonce")
+        if nonce is not None and body.get("enforce_nonce") is True:
+            # Discord: the nonce is checked for uniqueness over the past few minutes; a
+            # repeat by the same author returns the first message, creating nothing.
+            earlier = self._world.message_by_nonce(channel_id, author["id"], nonce)
+            if earlier is not None:
+                self._ledger.counters["nonce_duplicates"] += 1
+                return _json({**earlier, "nonce": nonce})
+        message = self._world.create_message(channel_id, body, author=author)
+        if nonce is not None:
+            self._world.remember_nonce(channel_id, author["id"], nonce, message["id"])
         self._ledger.counters["messages_created"] += 1
-        return _json(message)
+        return _json({**message, "nonce": nonce} if nonce is not None else message)
 
     async def _get_message(self, request: web.Request) -> web.Response:
         return _json(

@@ -95,11 +95,34 @@ def check_message(body: object, *, prefix: str = "", create: bool = True) -> JSO
     flags = body.get("flags")
     if flags is not None and not isinstance(flags, int):
         errors[prefix + "flags"] = ("NUMBER_TYPE_COERCE", "Value is not int.")
+    errors.update(_check_nonce(body, prefix))
     if errors:
         raise invalid_form(errors)
     if create and not (content or embeds or components):
         raise EmulatedError(400, 50006, "Cannot send an empty message")
     return body
+
+
+NONCE_MAX_LENGTH = 25
+
+
+def _check_nonce(body: JSON, prefix: str) -> dict[str, tuple[str, str]]:
+    """``nonce``: an int64 or a string of at most 25 characters; ``enforce_nonce``: bool."""
+    errors: dict[str, tuple[str, str]] = {}
+    nonce = body.get("nonce")
+    if isinstance(nonce, bool) or not (
+        nonce is None
+        or (isinstance(nonce, int) and -(2**63) <= nonce < 2**63)
+        or (isinstance(nonce, str) and len(nonce) <= NONCE_MAX_LENGTH)
+    ):
+        errors[prefix + "nonce"] = (
+            "BASE_TYPE_BAD_LENGTH",
+            f"Must be an integer or a string of {NONCE_MAX_LENGTH} or fewer characters.",
+        )
+    enforce = body.get("enforce_nonce")
+    if enforce is not None and not isinstance(enforce, bool):
+        errors[prefix + "enforce_nonce"] = ("BASE_TYPE_BOOLEAN", "Must be either true or false.")
+    return errors
 
 
 def _check_rows(rows: list[Any], path: str) -> dict[str, tuple[str, str]]:

@@ -29,6 +29,8 @@ CHANNEL_DM = 1
 CHANNEL_CATEGORY = 4
 EVERYONE_PERMISSIONS = "1071698660929"
 ADMINISTRATOR = "8"
+NONCE_WINDOW = 300.0  # seconds: Discord checks an enforced nonce "in the past few minutes"
+NONCE_MEMORY = 10_000  # remembered nonces before the expired ones are dropped
 
 
 class Snowflakes:
@@ -179,6 +181,8 @@ class World:
     picks_while_showing: dict[str, int] = field(default_factory=dict)  # message id → picks
     commands: dict[str, JSON] = field(default_factory=dict)  # id → command; guild_id or None
     interactions_endpoint_url: str = ""
+    # (channel id, author id, nonce) → (message id, made at): enforce_nonce's memory.
+    nonces: dict[tuple[str, str, str], tuple[str, float]] = field(default_factory=dict)
 
     @classmethod
     def seeded(cls, settings: WorldSettings, clock: Clock) -> World:
@@ -327,6 +331,26 @@ class World:
                 if message["id"] == message_id:
                     return message
         return None
+
+    def message_by_nonce(self, channel_id: str, author_id: str, nonce: object) -> JSON | None:
+        """The message this author sent with ``nonce`` within :data:`NONCE_WINDOW`."""
+        key = (channel_id, author_id, str(nonce))
+        seen = self.nonces.get(key)
+        if seen is None:
+            return None
+        message_id, made = seen
+        if self.clock.time() - made > NONCE_WINDOW:
+            del self.nonces[key]
+            return None
+        return self.messages.get(channel_id, {}).get(message_id)
+
+    def remember_nonce(
+        self, channel_id: str, author_id: str, nonce: object, message_id: str
+    ) -> None:
+        now = self.clock.time()
+        if len(self.nonces) > NONCE_MEMORY:  # forget the expired ones now and then
+            self.nonces = {k: v for k, v in self.nonces.items() if now - v[1] <= NONCE_WINDOW}
+        self.nonces[(channel_id, author_id, str(nonce))] = (message_id, now)
 
     def remove_message(self, message: JSON) -> None:
         """Delete ``message`` from its channel or from its user's ephemeral messages."""

@@ -129,6 +129,7 @@ class Responder:
 
     __slots__ = (  # one per interaction, on the hot path: slots make it cheaper
         "_acknowledged_at",
+        "_answer_delegated",
         "_arrived_at",
         "_busy",
         "_clock",
@@ -182,6 +183,7 @@ class Responder:
         self.fallback_channel_id: str | None = None
         """Where answers go once the token is dead; the interaction's channel if unset
         (public answers) or a DM (ephemeral ones)."""
+        self._answer_delegated = False  # the outbox owes the answer (delegate_answer)
 
     # --- introspection --------------------------------------------------------------
 
@@ -443,10 +445,19 @@ class Responder:
         if self._state is S.PENDING:
             self._sink.expire()
 
+    def delegate_answer(self) -> None:
+        """The answer comes from elsewhere (the outbox edits ``@original`` later): after
+        the handler, a pending interaction is deferred and "thinking…" is left for it,
+        never replaced by the done message."""
+        self._answer_delegated = True
+
     def finish_at_once(self) -> bool:
         """After the handler, when nothing is owed (answered, or past saving: no state
         leads back to one that owes): stop progress and return True; otherwise False
         and :meth:`finish` must run. Synchronous, for the hot path."""
+        if self._state is S.DEFERRED_MESSAGE and self._answer_delegated:
+            self._close_progress()
+            return True
         if self._state in (S.PENDING, S.DEFERRED_MESSAGE):
             return False
         self._close_progress()
@@ -479,6 +490,14 @@ class Responder:
                     log.warning("could not replace 'thinking…': %s", exc)
 
     async def _finish_pending(self) -> None:
+        if self._answer_delegated and not isinstance(self._payload, AutocompleteInteraction):
+            flags: dict[str, object] | None = (
+                {"flags": EPHEMERAL_FLAG} if self.ephemeral_default else None
+            )
+            await self._send_initial(
+                CallbackType.DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE, flags, S.DEFERRED_MESSAGE
+            )
+            return
         if isinstance(self._payload, ComponentInteraction | ModalSubmitInteraction) and (
             self._source_message() is not None
         ):

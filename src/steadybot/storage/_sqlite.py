@@ -15,6 +15,7 @@ import contextlib
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import aiosqlite
@@ -149,9 +150,20 @@ async def open_sqlite(path: str, *, clock: Clock, options: StorageOptions) -> Sq
     synchronous = options.sqlite_synchronous.upper()
     if synchronous not in _SYNCHRONOUS:
         raise StorageError(f"sqlite synchronous must be one of {sorted(_SYNCHRONOUS)}")
+    if path != ":memory:" and not Path(path).parent.is_dir():
+        raise StorageUnavailable(
+            f"cannot open SQLite database {path!r}: directory {str(Path(path).parent)!r} "
+            "does not exist"
+        )
+    pending = aiosqlite.connect(path, isolation_level=None)
     try:
-        connection = await aiosqlite.connect(path, isolation_level=None)
+        connection = await pending
     except sqlite3.Error as exc:
+        # aiosqlite stops its worker thread after a failed connect and answers on this
+        # loop: wait for the thread, or it may answer a loop that is closed by then.
+        worker = getattr(pending, "_thread", None)
+        if worker is not None:
+            await asyncio.to_thread(worker.join, 1.0)
         raise StorageUnavailable(f"cannot open SQLite database {path!r}: {exc}") from exc
     try:
         connection.row_factory = _dict_row  # type: ignore[assignment]
