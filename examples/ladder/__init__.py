@@ -21,8 +21,8 @@ Where the data lives (:mod:`.store`): ``STEADYBOT_DATABASE_URL`` (PostgreSQL: a 
 
 The modules: :mod:`.app` (steadybot's version), :mod:`.naive` (the first version),
 :mod:`.scenario` (the crowd and its checks), :mod:`.schema` (migrations and static
-data), :mod:`.forms` (the bounded per-user form), :mod:`.leaderboard` (the cache),
-:mod:`.store` (database location, simulated network latency).
+data), :mod:`.forms` (the bounded per-user form), :mod:`.store` (database location,
+simulated network latency).
 """
 
 from __future__ import annotations

@@ -9,8 +9,11 @@
 - Handlers run with ``defer="auto"``: an answer that the database makes slow is
   deferred at ``defer_after`` instead of failing at Discord's 3 s.
 - ``/queue join`` is one ``INSERT ... SELECT`` (a player is queued at most once by the
-  key); ``/profile`` is one joined query; ``/leaderboard`` is cached and invalidated by
-  every ``/report`` (:mod:`.leaderboard`).
+  key); ``/profile`` is one joined query; ``/leaderboard`` is cached in a
+  :class:`~steadybot.cache.BoundedCache` and invalidated by every ``/report`` before
+  the reporter is answered. A board read that raced the write is not stored (the
+  cache's loads lose to invalidations), so nobody told "recorded" sees a board without
+  their result.
 - Static data is in memory from the start (:mod:`.schema`): validating a country or a
   map costs no round trip.
 - The action log is written behind by :class:`~steadybot.storage.BatchedWriter`: one
@@ -23,11 +26,11 @@ from __future__ import annotations
 from typing import Any, Final
 
 from steadybot import Bot, Interaction, UserFacingError
+from steadybot.cache import BoundedCache
 from steadybot.storage import BatchedWriter, Connection, DuplicateKey
 
 from .base import LadderBase, user_of
 from .forms import SetupForms
-from .leaderboard import LeaderboardCache
 from .render import (
     BOARD_SIZE,
     PROFILE_MODAL,
@@ -58,10 +61,12 @@ from .texts import (
     UNKNOWN_COUNTRY,
 )
 
-__all__ = ["LOSS_POINTS", "WIN_POINTS", "Ladder"]
+__all__ = ["LEADERBOARD_TTL", "LOSS_POINTS", "WIN_POINTS", "Ladder"]
 
 WIN_POINTS: Final = 20
 LOSS_POINTS: Final = 15
+LEADERBOARD_TTL: Final = 30.0  # seconds a rendered board is served while nobody reports
+MAX_BOARDS: Final = 16  # one per region and one for the whole ladder
 LOG_INSERT: Final = "INSERT INTO action_log (user_id, action, detail, at) VALUES ($1, $2, $3, $4)"
 PLAYER_EXISTS: Final = "SELECT id FROM players WHERE user_id = $1"
 PROFILE: Final = """
@@ -104,7 +109,9 @@ class Ladder(LadderBase):
     ) -> None:
         super().__init__(bot, MIGRATIONS, schema=schema, latency=latency)
         self.forms = SetupForms(bot.clock)
-        self.boards = LeaderboardCache(bot.clock)
+        self.boards: BoundedCache[str] = BoundedCache(
+            "ladder-leaderboard", clock=bot.clock, max_size=MAX_BOARDS, ttl=LEADERBOARD_TTL
+        )
         self._log: BatchedWriter | None = None
         self._register()
 
@@ -131,8 +138,10 @@ class Ladder(LadderBase):
             self.database, LOG_INSERT, self.bot.settings, clock=self.bot.clock
         )
         await self._log.start()
+        await self.boards.start()
 
     async def closing(self) -> None:
+        await self.boards.close()
         if self._log is not None:
             await self._log.close()  # the last rows are written here
 
@@ -327,7 +336,7 @@ class Ladder(LadderBase):
                 row["rating"],
                 self.bot.clock.time(),
             )
-        self.boards.invalidate()  # before answering: whoever was told sees it
+        self.boards.invalidate_prefix("")  # every board, before answering the reporter
         self._record(user_id, "report", f"{outcome} {map_code}")
         await interaction.respond(
             f"{RECORDED} a {outcome} on {self.static.maps[map_code]}: "
@@ -358,7 +367,7 @@ class Ladder(LadderBase):
                 results = await connection.fetchval("SELECT count(*) FROM results")
             return board_text(rows, int(results), self.static.regions.get(key))
 
-        await interaction.respond(await self.boards.get(key, render))
+        await interaction.respond(await self.boards.get_or_load(key or "all", render))
 
     def own_figures(self) -> dict[str, Any]:
         forms = self.forms.statistics()
@@ -368,7 +377,7 @@ class Ladder(LadderBase):
             "forms_held_at_end": forms.held,
             "leaderboard_hits": boards.hits,
             "leaderboard_misses": boards.misses,
-            "leaderboard_invalidations": boards.invalidations,
+            "leaderboard_boards_dropped": boards.invalidations,
         }
         if self._log is not None:
             log = self._log.statistics()
