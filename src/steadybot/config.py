@@ -148,6 +148,33 @@ class Settings(BaseSettings):
     )
     message_cache_size: int = Field(1000, ge=1, description="Messages kept in that cache.")
 
+    # --- bounded caches (cache/) ---------------------------------------------------------
+    cache_max_size: int = Field(
+        10_000, ge=1, description="Entries a cache keeps (pinned entries come on top)."
+    )
+    cache_ttl: float = Field(
+        300.0, gt=0, description="Seconds an entry lives; the bound on cross-process staleness."
+    )
+    cache_sweep_interval: float = Field(
+        60.0, gt=0, description="Seconds between sweeps that drop expired entries."
+    )
+    cache_bus_max_pending: int = Field(
+        10_000, ge=1, description="Invalidations queued for Redis before the oldest is dropped."
+    )
+    cache_bus_backoff_base: float = Field(
+        0.5, gt=0, description="First reconnect/publish retry ceiling of the Redis bus, s."
+    )
+    cache_bus_backoff_cap: float = Field(
+        30.0, gt=0, description="Largest reconnect/publish retry ceiling of the Redis bus, s."
+    )
+    cache_bus_close_timeout: float = Field(
+        2.0, ge=0, description="Seconds close() waits for queued invalidations to be sent."
+    )
+    cache_bus_clear_on_reconnect: bool = Field(
+        True, description="Drop every cached entry when the bus's subscription comes back."
+    )
+    # --- end of bounded caches -----------------------------------------------------------
+
     # --- the member cache (members.py; bot caches: STEADYBOT_CACHE_*, cache/) ---------
     member_cache_size: int = Field(
         100_000, ge=1, description="Members `bot.members` holds (across guilds)."
