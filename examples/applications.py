@@ -14,9 +14,11 @@ What one click does, in 2-4 s of real work through Discord's API:
 4. answer the applicant ephemerally with a link to the channel,
 
 reporting progress on the way. A second click while the first is still working gets
-"⏳ already processing" instead of a second channel; follow-ups go through steadybot's
-retries when Discord (or the emulator's ``flaky`` profile) fails; if the interaction
-token has died, the runtime still confirms by a message through the bot token.
+"⏳ already processing" instead of a second channel (``exclusive="user"``; with
+``STEADYBOT_REDIS_URL`` set, also when the two clicks reach two processes); follow-ups
+go through steadybot's retries when Discord (or the emulator's ``flaky`` profile)
+fails; if the interaction token has died, the runtime still confirms by a message
+through the bot token.
 """
 
 from __future__ import annotations
@@ -60,7 +62,6 @@ class ApplicationDesk:
         self.bot = bot
         self.applications: dict[str, Application] = {}
         self.channels: dict[str, str] = {}  # applicant id → channel id
-        self.in_flight: set[str] = set()
         self._category_id: str | None = None
         self._staff_role_id: str | None = None
         self._category_lock = asyncio.Lock()
@@ -119,29 +120,23 @@ desk = ApplicationDesk(bot)
 naive_desk = ApplicationDesk(naive_bot)
 
 
-@bot.component("apply", ephemeral=True)
+# A double click while this runs for the same user is answered BUSY: never a second channel.
+@bot.component("apply", ephemeral=True, exclusive="user", busy=BUSY)
 async def apply(interaction: Interaction) -> None:
     applicant, guild_id = interaction.user, interaction.guild_id
     if applicant is None or guild_id is None:
         await interaction.respond("Applications are taken in the server only.", ephemeral=True)
         return
-    if applicant.id in desk.in_flight:  # a double click: never a second channel
-        await interaction.respond(BUSY, ephemeral=True)
-        return
-    desk.in_flight.add(applicant.id)
-    try:
-        progress = interaction.progress()
-        await progress.update("⏳ Preparing your private channel…")
-        channel_id = await desk.channel_for(guild_id, applicant)
-        await progress.update("⏳ Posting your welcome message…")
-        await bot.rest.create_message(
-            channel_id, {"content": f"Welcome <@{applicant.id}>! Staff will be with you shortly."}
-        )
-        await progress.update("⏳ Saving your application…")
-        await desk.store(Application(applicant.id, channel_id))
-        await interaction.respond(f"{CONFIRMATION}: <#{channel_id}>", ephemeral=True)
-    finally:
-        desk.in_flight.discard(applicant.id)
+    progress = interaction.progress()
+    await progress.update("⏳ Preparing your private channel…")
+    channel_id = await desk.channel_for(guild_id, applicant)
+    await progress.update("⏳ Posting your welcome message…")
+    await bot.rest.create_message(
+        channel_id, {"content": f"Welcome <@{applicant.id}>! Staff will be with you shortly."}
+    )
+    await progress.update("⏳ Saving your application…")
+    await desk.store(Application(applicant.id, channel_id))
+    await interaction.respond(f"{CONFIRMATION}: <#{channel_id}>", ephemeral=True)
 
 
 @naive_bot.component("apply", defer="never")

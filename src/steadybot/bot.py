@@ -22,8 +22,12 @@ from steadybot.clock import Clock, SystemClock
 from steadybot.components.reset import ResetSettings, SelectResetManager
 from steadybot.config import Settings
 from steadybot.constants import EPHEMERAL_FLAG
+from steadybot.coordination.backends import coordination_from_settings
+from steadybot.coordination.contracts import Flights, Locks
+from steadybot.coordination.keyed import Priority
 from steadybot.interactions.context import Interaction
 from steadybot.interactions.defer import DeferMode, LatencyStatistics, LatencyTracker
+from steadybot.interactions.guards import GuardOptions, HandlerGuards, KeySource
 from steadybot.interactions.handlers import Handler, HandlerSpec
 from steadybot.interactions.payload import (
     AnyInteraction,
@@ -83,6 +87,7 @@ class Bot:
         self._on_start: list[LifecycleHook] = []
         self._on_close: list[LifecycleHook] = []
         self._started = False
+        self._guards: HandlerGuards | None = None  # coordination: made on first use
 
     def use_clock(self, clock: Clock) -> None:
         """Run on ``clock`` from now on (tests: share a ManualClock with the emulator).
@@ -91,17 +96,31 @@ class Bot:
         self.rest = RestClient.from_settings(self.settings, clock=clock, transport=self._transport)
         self._resets = None
         self._health = None
+        self._guards = None
 
     # --- registration -------------------------------------------------------------------
 
     def command(
-        self, path: str, *, defer: DeferSetting = "auto", ephemeral: bool = False
+        self,
+        path: str,
+        *,
+        defer: DeferSetting = "auto",
+        ephemeral: bool = False,
+        exclusive: KeySource | None = None,
+        serialize: KeySource | None = None,
+        priority: Priority = Priority.INTERACTIVE,
+        busy: str | None = None,
     ) -> Callable[[Handler], Handler]:
         """Register a slash command handler; ``path`` may name a sub-command:
-        ``"queue join"``. Options arrive as keyword arguments by name."""
+        ``"queue join"``. Options arrive as keyword arguments by name.
+
+        ``exclusive``/``serialize``/``priority``/``busy``: see :meth:`component`."""
+        options = GuardOptions(exclusive, serialize, priority, busy)
 
         def register(func: Handler) -> Handler:
-            self._router.add_command(path, self._spec(path, func, defer, ephemeral))
+            spec = self._spec(path, func, defer, ephemeral)
+            self._guard(spec, options, component=False)
+            self._router.add_command(path, spec)
             return func
 
         return register
@@ -113,6 +132,10 @@ class Bot:
         defer: DeferSetting = "auto",
         ephemeral: bool = False,
         reset: bool | Literal["edit"] = False,
+        exclusive: KeySource | None = None,
+        serialize: KeySource | None = None,
+        priority: Priority = Priority.INTERACTIVE,
+        busy: str | None = None,
     ) -> Callable[[Handler], Handler]:
         """Register a button/select handler by custom_id pattern, e.g.
         ``"role:{role_id:int}"``; placeholders arrive as keyword arguments.
@@ -121,14 +144,35 @@ class Bot:
         answer (type 7) when the handler answers with ``update`` or ``respond`` (its
         content then goes as a follow-up), otherwise by a debounced, fresh, locked edit
         (:mod:`steadybot.components.reset`). ``reset="edit"`` always uses the edit, for
-        handlers whose answer must be the interaction's initial message."""
-        return self._pattern_decorator("component", pattern, defer, ephemeral, reset=reset)
+        handlers whose answer must be the interaction's initial message.
+
+        ``exclusive="user"`` (``"guild"``, ``"channel"``, ``"message"`` or a function of
+        the interaction returning a key): a second interaction for a key this handler
+        is still running for gets ``busy`` (ephemeral; default ``busy_message``) and the
+        handler does not run — across processes with Redis. ``serialize="user"`` (same
+        kinds): one run at a time per key, in arrival order, ``priority`` deciding
+        among the waiters (interactive before :meth:`background` work). See
+        :mod:`steadybot.interactions.guards` and docs/coordination.md."""
+        options = GuardOptions(exclusive, serialize, priority, busy)
+        return self._pattern_decorator(
+            "component", pattern, defer, ephemeral, reset=reset, guard=options
+        )
 
     def modal(
-        self, pattern: str, *, defer: DeferSetting = "auto", ephemeral: bool = False
+        self,
+        pattern: str,
+        *,
+        defer: DeferSetting = "auto",
+        ephemeral: bool = False,
+        exclusive: KeySource | None = None,
+        serialize: KeySource | None = None,
+        priority: Priority = Priority.INTERACTIVE,
+        busy: str | None = None,
     ) -> Callable[[Handler], Handler]:
-        """Register a modal-submit handler by custom_id pattern."""
-        return self._pattern_decorator("modal", pattern, defer, ephemeral)
+        """Register a modal-submit handler by custom_id pattern (``exclusive`` & co.: see
+        :meth:`component`)."""
+        options = GuardOptions(exclusive, serialize, priority, busy)
+        return self._pattern_decorator("modal", pattern, defer, ephemeral, guard=options)
 
     def autocomplete(self, path: str, *, option: str | None = None) -> Callable[[Handler], Handler]:
         """Register an autocomplete handler for a command (and one option of it)."""
@@ -148,10 +192,13 @@ class Bot:
         ephemeral: bool,
         *,
         reset: bool | Literal["edit"] = False,
+        guard: GuardOptions | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(func: Handler) -> Handler:
             spec = self._spec(pattern, func, defer, ephemeral)
             spec.reset = reset
+            if guard is not None:
+                self._guard(spec, guard, component=kind == "component")
             add = self._router.add_component if kind == "component" else self._router.add_modal
             compiled: CustomIdPattern = add(pattern, spec)
             spec.require(compiled.names)
@@ -383,6 +430,56 @@ class Bot:
         if not task.cancelled() and task.exception() is not None:
             log.error("spawned work failed", exc_info=task.exception())
 
+    # --- coordination: locks, single flight, guarded handlers, background work -----------
+
+    @property
+    def guards(self) -> HandlerGuards:
+        """The coordination behind ``exclusive=``/``serialize=``, :attr:`locks`,
+        :attr:`flights` and :meth:`background` (made on first use: Redis when
+        ``redis_url`` is set, else in-process). Its statistics are in the metrics."""
+        if self._guards is None:
+            coordination = coordination_from_settings(self.settings, self.clock)
+            self._guards = HandlerGuards(coordination, clock=self.clock, settings=self.settings)
+            guards = self._guards
+            self.metrics.register(guards.collect)
+        return self._guards
+
+    @property
+    def locks(self) -> Locks:
+        """Keyed locks for the bot's own critical sections, across processes with Redis:
+        ``async with bot.locks(f"order:{id}", timeout=5) as lease:`` (``lease.fence``
+        for the store, docs/coordination.md)."""
+        return self.guards.locks
+
+    @property
+    def flights(self) -> Flights:
+        """Single flight: ``await bot.flights.join(key, work, result_type=T)`` shares one
+        run's result; ``reject`` raises ``AlreadyRunning`` while one runs."""
+        return self.guards.flights
+
+    def background(
+        self, key: str, work: Callable[[], Awaitable[object]], *, delay: float = 0.0
+    ) -> asyncio.Task[object]:
+        """Queue ``work`` for ``key`` (e.g. ``"user:123"``, the key ``serialize="user"``
+        uses) at background priority: it runs after the interactive work waiting for the
+        same key, after ``delay`` seconds; tracked like :meth:`spawn`."""
+        return self.spawn(self.guards.background(key, work, delay=delay))
+
+    def _guard(self, spec: HandlerSpec, options: GuardOptions, *, component: bool) -> None:
+        if not options.active:
+            if options.busy is not None:
+                raise ValueError(f"handler {spec.name!r}: busy= needs exclusive=")
+            return
+        options.check(spec.name, component=component)
+        name = spec.name
+
+        def guard(
+            interaction: Interaction, call: Callable[[], Awaitable[object]]
+        ) -> Awaitable[object]:
+            return self.guards.run(options, name, interaction, call)
+
+        spec.guard = guard
+
     # --- caches and the member cache (cache_registry.py, members.py) ------------------
 
     _caches: CacheRegistry | None = None
@@ -508,6 +605,8 @@ class Bot:
             self._watchdog.stop()  # after the grace: a handler blocking shutdown is named
         if self._resets is not None:
             await self._resets.close()
+        if self._guards is not None:
+            await self._guards.close()
         if self._started:
             self._started = False
             for hook in reversed(self._on_close):

@@ -235,6 +235,46 @@ class Settings(BaseSettings):
         0.8, ge=0, le=1, description="Invalid-request budget share from which: critical."
     )
 
+    # --- coordination: locks, serial queues, single flight (coordination/) ------------
+    lock_ttl: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a Redis lock lives without renewal; a crashed holder frees "
+        "its keys after this.",
+    )
+    lock_renew_interval: float = Field(
+        0.0,
+        ge=0,
+        description="Seconds between renewals of a held Redis lock; 0: a third of lock_ttl.",
+    )
+    lock_wait_poll: float = Field(
+        0.05, gt=0, description="Largest (jittered) pause between two tries for a held Redis lock."
+    )
+    flight_join_timeout: float = Field(
+        30.0, gt=0, description="Seconds a single-flight joiner waits for the run's result."
+    )
+    flight_result_ttl: float = Field(
+        60.0, gt=0, description="Seconds a single-flight result stays readable in Redis."
+    )
+    serialize_wait: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds a serialize= handler waits for its key's turn before the user "
+        "is told to try again.",
+    )
+    background_wait: float = Field(
+        600.0, gt=0, description="Seconds bot.background work waits for its key's turn."
+    )
+    busy_message: str = Field(
+        "⏳ Already working on that.",
+        description="Ephemeral answer to an exclusive= handler's key that is already running.",
+    )
+    serialize_timeout_message: str = Field(
+        "⏳ Still busy with your earlier requests; please try again in a moment.",
+        description="Ephemeral answer when a serialize= handler's turn did not come in time.",
+    )
+    # --- end coordination -------------------------------------------------------------
+
     # --- user-facing texts ----------------------------------------------------------
     unknown_route_message: str = Field(
         "This action is no longer available.",

@@ -5,15 +5,21 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from steadybot.interactions.defer import DeferMode, LatencyTracker
 from steadybot.observability.metrics import HandlerMetrics
 
-__all__ = ["Handler", "HandlerSpec"]
+if TYPE_CHECKING:
+    from steadybot.interactions.context import Interaction
+
+__all__ = ["Guard", "Handler", "HandlerSpec"]
 
 Handler = Callable[..., Awaitable[object]]
 """``async def handler(interaction, **arguments)``."""
+Guard = Callable[["Interaction", Callable[[], Awaitable[object]]], Awaitable[object]]
+"""Runs a handler's call under its ``exclusive=``/``serialize=`` options
+(:mod:`steadybot.interactions.guards`)."""
 
 
 @dataclass(slots=True)
@@ -29,6 +35,7 @@ class HandlerSpec:
     # or "edit" (always by the reset manager's edit).
     reset: bool | Literal["edit"] = False
     metrics: HandlerMetrics = field(default_factory=HandlerMetrics)
+    guard: Guard | None = None
     _parameters: tuple[str, ...] = field(default=(), init=False)
     _defaults: frozenset[str] = field(default=frozenset(), init=False)
     _takes_all: bool = field(default=False, init=False)

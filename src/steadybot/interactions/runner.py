@@ -68,7 +68,7 @@ async def run_handler(
     outcome = ""
     logged = INTERACTION.set((interaction, spec.name, clock))
     try:
-        call = spec.func(interaction, **spec.arguments(values))
+        call = _call(spec, interaction, values)
         if auto is None:
             await call
         else:
@@ -113,6 +113,17 @@ async def run_handler(
             now - arrived_at,
         )
         INTERACTION.reset(logged)
+
+
+def _call(
+    spec: HandlerSpec, interaction: Interaction, values: Mapping[str, object]
+) -> Awaitable[object]:
+    """The handler's call, under its guard (``exclusive=``/``serialize=``) if it has one:
+    inside the call, so the auto-defer covers a wait for the guard."""
+    arguments = spec.arguments(values)
+    if spec.guard is None:
+        return spec.func(interaction, **arguments)
+    return spec.guard(interaction, lambda: spec.func(interaction, **arguments))
 
 
 async def _apply_policy(
