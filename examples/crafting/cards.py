@@ -14,13 +14,14 @@ from typing import Any
 from examples.crafting.store import CraftRequest, RequestState
 
 __all__ = [
-    "CARD_TAG",
     "CONFIRMATION_MARK",
-    "NOTICE_TAG",
     "PROFESSIONS",
+    "TAG",
     "card",
     "confirmation",
     "notice",
+    "short",
+    "tag",
 ]
 
 PROFESSIONS = {
@@ -29,8 +30,7 @@ PROFESSIONS = {
     "tailor": ("🧵", ["wool cloak", "silk gloves", "travel bag"]),
 }
 CONFIRMATION_MARK = "🔔"  # public confirmations start with it; the cleanup deletes them
-CARD_TAG = re.compile(r"`#(\d+) v(\d+) (open|claimed|completed)`")
-NOTICE_TAG = re.compile(r"`#(\d+) v(\d+) (open|claimed|completed)`")
+TAG = re.compile(r"`#(\d+) v(\d+) (open|claimed|completed)`")  # on cards and notices
 _STATE_LINE = {
     RequestState.OPEN: "🟢 open: waiting for a {profession}",
     RequestState.CLAIMED: "🟡 claimed by <@{crafter}>",

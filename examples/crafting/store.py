@@ -15,6 +15,7 @@ one row changed or a conflict.
 from __future__ import annotations
 
 import enum
+import itertools
 from dataclasses import dataclass, replace
 
 from steadybot.errors import SteadybotError
@@ -140,6 +141,16 @@ class RequestStore:
         self.history[request_id].append(Change(changed.version, state, by))
         return changed
 
+    def write(
+        self, request_id: str, *, state: RequestState, by: str, crafter_id: str | None = None
+    ) -> CraftRequest:
+        """Last writer wins: no version, no lifecycle check (the naive board's way)."""
+        current = self._requests[request_id]
+        changed = replace(current, state=state, crafter_id=crafter_id, version=current.version + 1)
+        self._requests[request_id] = changed
+        self.history[request_id].append(Change(changed.version, state, by))
+        return changed
+
     def claimed_twice(self) -> list[str]:
         """Requests whose history has a claim following a claim (none, if it works)."""
         return [
@@ -147,6 +158,6 @@ class RequestStore:
             for request_id, changes in self.history.items()
             if any(
                 a.state is RequestState.CLAIMED and b.state is RequestState.CLAIMED
-                for a, b in zip(changes, changes[1:], strict=False)
+                for a, b in itertools.pairwise(changes)
             )
         ]

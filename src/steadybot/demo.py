@@ -45,7 +45,11 @@ __all__ = [
     "run_demo",
 ]
 
-STORIES = {"applications": "examples.applications", "pricing": "examples.pricing"}
+STORIES = {
+    "applications": "examples.applications",
+    "pricing": "examples.pricing",
+    "crafting": "examples.crafting",
+}
 # How long a baseline run may take to settle after its last user: a naive bot can leave
 # "thinking…" answers owed forever; the report shows them, the demo need not wait 60 s.
 BASELINE_SETTLE_TIMEOUT = 15.0

@@ -156,9 +156,7 @@ class MemberCache:
         self._warming += 1
         try:
             while True:
-                page = await self._rest().list_members(
-                    guild_id, limit=self._page_size, after=after
-                )
+                page = await self._rest().list_members(guild_id, limit=self._page_size, after=after)
                 self._pages += 1
                 page_number += 1
                 for member in page:
