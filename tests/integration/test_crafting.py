@@ -23,7 +23,7 @@ async def play(emulator: Emulator, story: ModuleType, *, naive: bool) -> CrowdRe
     scenario.rounds = (3, 4)
     scenario.think = (0.2, 0.6)
     scenario.work = (0.2, 0.6)
-    story.settings = story.settings.model_copy(update={"claim_ttl": 3.0})
+    story.board.settings = story.settings.model_copy(update={"claim_ttl": 3.0})
     served = await serve_in_process(bot.asgi())
     emulator.set_interactions_endpoint(served.url)
     try:
