@@ -38,7 +38,7 @@ from examples.crafting.store import (
 )
 from steadybot import Bot, Interaction
 from steadybot.cache import BoundedCache
-from steadybot.errors import SteadybotError
+from steadybot.errors import ServerError, SteadybotError, TransportError
 from steadybot.members import MemberNotFound
 from steadybot.models import Member
 from steadybot.rest.cleanup import MessageCleaner
@@ -52,6 +52,8 @@ DENIED = "🚫 Only members of the {profession}s' guild can take this request."
 FASTER = "🐢 Someone was faster: the request is {state} now."
 BOARD_QUERY_SECONDS = 0.05  # stands for the database query behind /craft board
 REQUESTER_TOKEN_TTL = 14 * 60.0  # an interaction token works for 15 minutes
+PRELOAD_ATTEMPTS = 3
+PRELOAD_PAUSE = 1.0  # seconds between preload attempts
 
 
 class CraftingSettings(BaseSettings):
@@ -113,18 +115,27 @@ class Board:
     # --- static data ------------------------------------------------------------------
 
     async def preload_roles(self) -> None:
-        """One role per profession, created when missing (a start hook)."""
+        """One role per profession, created when missing (a start hook). A failed
+        create is tried again after listing the roles anew: a create whose answer was
+        lost may have worked, and a second create would make a duplicate role."""
         rest = self.bot.rest
-        for guild in await rest.list_my_guilds():
-            existing = {role.name: role.id for role in await rest.list_guild_roles(guild.id)}
-            for profession in PROFESSIONS:
-                role_id = existing.get(profession)
-                if role_id is None:
-                    role = await rest.create_role(
-                        guild.id, {"name": profession, "mentionable": True}, reason="crafting"
-                    )
-                    role_id = role.id
-                self.role_ids[profession] = role_id
+        for attempt in range(PRELOAD_ATTEMPTS):
+            try:
+                for guild in await rest.list_my_guilds():
+                    roles = await rest.list_guild_roles(guild.id)
+                    existing = {role.name: role.id for role in roles}
+                    for profession in PROFESSIONS:
+                        role_id = existing.get(profession)
+                        if role_id is None:
+                            body = {"name": profession, "mentionable": True}
+                            role_id = (await rest.create_role(guild.id, body)).id
+                        self.role_ids[profession] = role_id
+                return
+            except (ServerError, TransportError) as exc:
+                if attempt + 1 == PRELOAD_ATTEMPTS:
+                    raise
+                log.warning("preloading the profession roles failed (%s); again", exc)
+                await self.bot.clock.sleep(PRELOAD_PAUSE)
 
     def may_craft(self, member: Member, profession: str) -> bool:
         return self.role_ids.get(profession) in member.roles

@@ -54,7 +54,8 @@ async def test_warm_up_pages_through_every_member_then_reads_memory(emulator: Em
         assert requests(emulator, PAGE) == 3  # 10 + 10 + 5
         for user_id in emulator.user_ids:
             member = await bot.members.get(emulator.guild_id, user_id)
-            assert member.user is not None and member.user.id == user_id
+            assert member.user is not None
+            assert member.user.id == user_id
         assert requests(emulator, ONE) == 0
         stats = bot.members.statistics()
         assert (stats.warmed, stats.pages, stats.fetched, stats.size) == (MEMBERS, 3, 0, MEMBERS)
@@ -97,13 +98,15 @@ async def test_a_role_write_updates_this_cache_and_drops_the_member_elsewhere(
         await here.add_role(guild, user, staff)
         assert emulator.world.members[user]["roles"] == [staff]  # Discord has it
         cached = here.peek(guild, user)
-        assert cached is not None and cached.roles == [staff]  # and so does this process
+        assert cached is not None
+        assert cached.roles == [staff]
         assert elsewhere.peek(guild, user) is None  # the other dropped its old copy
         assert (await elsewhere.get(guild, user)).roles == [staff]  # and reads it fresh
         await here.remove_role(guild, user, staff)
         assert emulator.world.members[user]["roles"] == []
         cached = here.peek(guild, user)
-        assert cached is not None and cached.roles == []
+        assert cached is not None
+        assert cached.roles == []
         assert here.statistics().fetched == 0
         assert here.statistics().role_writes == 2
     finally:
