@@ -38,12 +38,12 @@ from examples.crafting.store import (
 )
 from steadybot import Bot, Interaction
 from steadybot.cache import BoundedCache
-from steadybot.errors import ServerError, SteadybotError, TransportError
+from steadybot.errors import RateLimited, ServerError, SteadybotError, TransportError
 from steadybot.members import MemberNotFound
 from steadybot.models import Member
 from steadybot.rest.cleanup import MessageCleaner
 
-__all__ = ["BUSY", "DENIED", "Board", "CraftingSettings"]
+__all__ = ["BUSY", "DENIED", "Board", "CraftingSettings", "profession_roles"]
 
 log = logging.getLogger("examples.crafting")
 
@@ -72,6 +72,31 @@ class CraftingSettings(BaseSettings):
     )
     board_cache_ttl: float = Field(30.0, gt=0, description="Seconds a board listing is cached.")
     confirm_ttl: float = Field(60.0, gt=0, description="Seconds a claim's Confirm button works.")
+
+
+async def profession_roles(bot: Bot) -> dict[str, str]:
+    """One role per profession (profession → role id), created when missing. A failed
+    create is tried again after listing the roles anew: a create whose answer was lost
+    may have worked, and a second create would make a duplicate role."""
+    rest = bot.rest
+    for attempt in range(PRELOAD_ATTEMPTS):
+        try:
+            role_ids: dict[str, str] = {}
+            for guild in await rest.list_my_guilds():
+                existing = {role.name: role.id for role in await rest.list_guild_roles(guild.id)}
+                for profession in PROFESSIONS:
+                    role_id = existing.get(profession)
+                    if role_id is None:
+                        body = {"name": profession, "mentionable": True}
+                        role_id = (await rest.create_role(guild.id, body)).id
+                    role_ids[profession] = role_id
+            return role_ids
+        except (ServerError, RateLimited, TransportError) as exc:
+            if attempt + 1 == PRELOAD_ATTEMPTS:
+                raise
+            log.warning("preloading the profession roles failed (%s); again", exc)
+            await bot.clock.sleep(PRELOAD_PAUSE)
+    raise AssertionError("unreachable")
 
 
 def by_request(interaction: Interaction) -> str:
@@ -115,27 +140,8 @@ class Board:
     # --- static data ------------------------------------------------------------------
 
     async def preload_roles(self) -> None:
-        """One role per profession, created when missing (a start hook). A failed
-        create is tried again after listing the roles anew: a create whose answer was
-        lost may have worked, and a second create would make a duplicate role."""
-        rest = self.bot.rest
-        for attempt in range(PRELOAD_ATTEMPTS):
-            try:
-                for guild in await rest.list_my_guilds():
-                    roles = await rest.list_guild_roles(guild.id)
-                    existing = {role.name: role.id for role in roles}
-                    for profession in PROFESSIONS:
-                        role_id = existing.get(profession)
-                        if role_id is None:
-                            body = {"name": profession, "mentionable": True}
-                            role_id = (await rest.create_role(guild.id, body)).id
-                        self.role_ids[profession] = role_id
-                return
-            except (ServerError, TransportError) as exc:
-                if attempt + 1 == PRELOAD_ATTEMPTS:
-                    raise
-                log.warning("preloading the profession roles failed (%s); again", exc)
-                await self.bot.clock.sleep(PRELOAD_PAUSE)
+        """The profession roles, looked up (and created when missing) at start."""
+        self.role_ids = await profession_roles(self.bot)
 
     def may_craft(self, member: Member, profession: str) -> bool:
         return self.role_ids.get(profession) in member.roles

@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from examples.crafting.board import DENIED, CraftingSettings
-from examples.crafting.cards import PROFESSIONS, card, confirmation, notice, short
+from examples.crafting.board import DENIED, CraftingSettings, profession_roles
+from examples.crafting.cards import card, confirmation, notice, short
 from examples.crafting.store import CraftRequest, RequestState, RequestStore
 from steadybot import Bot, Interaction
 from steadybot.models import Member
@@ -48,14 +48,7 @@ class NaiveBoard:
         bot.component("craft:release:{request_id}", **answer)(self.release)
 
     async def preload_roles(self) -> None:
-        rest = self.bot.rest
-        for guild in await rest.list_my_guilds():
-            existing = {role.name: role.id for role in await rest.list_guild_roles(guild.id)}
-            for profession in PROFESSIONS:
-                if profession not in existing:
-                    role = await rest.create_role(guild.id, {"name": profession})
-                    existing[profession] = role.id
-                self.role_ids[profession] = existing[profession]
+        self.role_ids = await profession_roles(self.bot)  # the same start as the board's
 
     async def member(self, interaction: Interaction) -> Member:
         self.member_fetches += 1
