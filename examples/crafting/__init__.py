@@ -13,26 +13,18 @@ parameter is not a User nor a Role"); a board that fetched each member from the 
 background jobs racing users' clicks on the same request. ``board.py`` is the steadybot
 version, ``naive.py`` the first one, ``scenario.py`` the crowd and its checks.
 
-The modules are re-imported with this one (``steadybot demo`` reloads a story for each
-run, with settings for that run's emulator), so the bots are always made here.
+``steadybot demo`` re-imports a story for each run, with settings for that run's
+emulator; only this module is re-imported, so the bots (and everything holding run
+state) are made here, and the other modules hold classes and functions only.
 """
 
 from __future__ import annotations
 
-import importlib
-import sys
-
+from examples.crafting.board import Board, CraftingSettings
+from examples.crafting.naive import NaiveBoard
+from examples.crafting.scenario import CraftingScenario
 from steadybot import Bot
 from steadybot.config import Settings
-
-for _name in ("store", "cards", "board", "naive", "scenario"):
-    _module = sys.modules.get(f"{__name__}.{_name}")
-    if _module is not None:
-        importlib.reload(_module)
-
-from examples.crafting.board import Board, CraftingSettings  # noqa: E402
-from examples.crafting.naive import NaiveBoard  # noqa: E402
-from examples.crafting.scenario import CraftingScenario  # noqa: E402
 
 __all__ = ["board", "bot", "figures", "naive_board", "naive_bot", "scenario", "settings"]
 

@@ -30,7 +30,7 @@ from steadybot.crowd import Check, CrowdTarget, CrowdUser, RemoteEmulatorError
 from steadybot.emulator import Snapshot
 from steadybot.emulator.views import Action, InteractionView
 
-__all__ = ["CraftingScenario"]
+__all__ = ["Card", "CraftingScenario", "subcommand"]
 
 MEMBER_FETCH_ROUTE = "GET /guilds/{guild_id}/members/{user_id}"
 _DENIED = DENIED.split("{", 1)[0]
@@ -45,7 +45,7 @@ class Card:
     requester_id: str
 
 
-def _options(sub: str, **values: str) -> list[dict[str, object]]:
+def subcommand(sub: str, **values: str) -> list[dict[str, object]]:
     inner = [{"type": 3, "name": name, "value": value} for name, value in values.items()]
     return [{"type": 1, "name": sub, "options": inner}]
 
@@ -86,7 +86,7 @@ class CraftingScenario:
         chosen = target.user_ids[1 : 1 + count]
         for index, user_id in enumerate(chosen):
             profession = professions[index % len(professions)]
-            options = _options("join", profession=profession)
+            options = subcommand("join", profession=profession)
             await target.act(
                 Action(kind="command", user_id=user_id, name="profession", options=options)
             )
@@ -108,7 +108,7 @@ class CraftingScenario:
             profession = rng.choice(list(PROFESSIONS))
             item = rng.choice(PROFESSIONS[profession][1])
             channel_id = rng.choice(user.target.channel_ids)
-            options = _options("request", profession=profession, item=item)
+            options = subcommand("request", profession=profession, item=item)
             view = await user.command("craft", options, channel_id=channel_id)
             if view.original_message_id is not None:
                 self.cards.append(Card(view.id, view.original_message_id, profession, user.id))
@@ -123,7 +123,7 @@ class CraftingScenario:
         for _ in range(rng.randint(*self.rounds)):
             await user.think(*self.think)
             if rng.random() < self.board_share:
-                await user.command("craft", _options("board", profession=profession))
+                await user.command("craft", subcommand("board", profession=profession))
             newest = [
                 c
                 for c in self.cards
