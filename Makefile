@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/endpoint/run.py
 	$(BIN)/python benchmarks/emulator/run.py
 	$(BIN)/python benchmarks/ratelimits/run.py
+	$(BIN)/python benchmarks/memory/run.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

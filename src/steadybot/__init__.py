@@ -62,3 +62,9 @@ __all__ = [
     "UserFacingError",
     "__version__",
 ]
+
+# --- bounded caches (steadybot.cache) --------------------------------------------------
+from steadybot.cache import BoundedCache, CacheMiss, CacheStatistics
+
+__all__ += ["BoundedCache", "CacheMiss", "CacheStatistics"]
+# --- end of bounded caches -------------------------------------------------------------

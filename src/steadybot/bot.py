@@ -88,6 +88,7 @@ class Bot:
         self._on_close: list[LifecycleHook] = []
         self._started = False
         self._guards: HandlerGuards | None = None  # coordination: made on first use
+        self._guards_measured = False  # its collector is registered (once per bot)
 
     def use_clock(self, clock: Clock) -> None:
         """Run on ``clock`` from now on (tests: share a ManualClock with the emulator).
@@ -440,9 +441,13 @@ class Bot:
         if self._guards is None:
             coordination = coordination_from_settings(self.settings, self.clock)
             self._guards = HandlerGuards(coordination, clock=self.clock, settings=self.settings)
-            guards = self._guards
-            self.metrics.register(guards.collect)
+            if not self._guards_measured:  # once: use_clock may make new guards
+                self._guards_measured = True
+                self.metrics.register(self._guard_metrics)
         return self._guards
+
+    def _guard_metrics(self) -> Iterator[Metric]:
+        return iter(()) if self._guards is None else self._guards.collect()
 
     @property
     def locks(self) -> Locks:

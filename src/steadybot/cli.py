@@ -234,3 +234,52 @@ def crowd(
         json_path.write_text(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
         console.print(f"report written to {json_path}")
     raise SystemExit(0 if report.ok else 1)
+
+
+# --- credits (steadybot credits ...) -------------------------------------------------------
+@main.group()
+def credits() -> None:
+    """The credits ledger: checks and reports."""
+
+
+@credits.command("reconcile")
+@click.option(
+    "--database-url",
+    default=None,
+    help="Default: STEADYBOT_DATABASE_URL (then sqlite:///steadybot.sqlite3).",
+)
+@click.option(
+    "--overdue-grace",
+    default=None,
+    type=click.FloatRange(0),
+    help="Seconds past its deadline before a pending reservation is flagged "
+    "(default: STEADYBOT_CREDITS_OVERDUE_GRACE).",
+)
+def credits_reconcile(database_url: str | None, overdue_grace: float | None) -> None:
+    """Recompute every balance from the ledger's entries; exit 1 on any discrepancy."""
+    import asyncio
+
+    from rich.console import Console
+
+    from steadybot.config import Settings
+    from steadybot.credits import Ledger, ReconcileReport
+    from steadybot.credits.render import reconcile_table
+    from steadybot.storage import StorageError, open_database
+
+    settings = Settings()
+
+    async def run() -> ReconcileReport:
+        database = await open_database(database_url, settings=settings)
+        try:
+            return await Ledger.from_settings(database, settings).reconcile(
+                overdue_grace=overdue_grace
+            )
+        finally:
+            await database.close()
+
+    try:
+        report = asyncio.run(run())
+    except StorageError as exc:
+        raise click.ClickException(f"cannot reconcile: {exc}") from None
+    Console().print(reconcile_table(report))
+    raise SystemExit(0 if report.ok else 1)

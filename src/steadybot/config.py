@@ -32,7 +32,10 @@ class Settings(BaseSettings):
     public_key: str = Field("", description="The application's Ed25519 public key, hex.")
     token: SecretStr = Field(SecretStr(""), description="The bot token; never logged.")
     api_base: str = Field(API_BASE, description="Discord REST base, or the emulator's.")
-    database_url: str = Field("", description="Storage URL (used by the storage layer).")
+    database_url: str = Field(
+        "sqlite:///steadybot.sqlite3",
+        description="Storage URL: sqlite:///path/file.db or postgresql://user@host:port/db.",
+    )
     redis_url: str = Field("", description="Redis URL (used by shared coordination).")
 
     # --- answering in time ----------------------------------------------------------
@@ -273,7 +276,65 @@ class Settings(BaseSettings):
         "⏳ Still busy with your earlier requests; please try again in a moment.",
         description="Ephemeral answer when a serialize= handler's turn did not come in time.",
     )
+    coordination_redis_connections: int = Field(
+        50,
+        ge=1,
+        description="Redis connections each Redis client (locks, rate-limit slots) opens at most.",
+    )
+    coordination_redis_wait: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a lock or flight call waits for a free Redis connection.",
+    )
     # --- end coordination -------------------------------------------------------------
+
+    # --- storage (storage/) -------------------------------------------------------------
+    database_pool_size: int = Field(
+        10, ge=1, description="Most PostgreSQL connections one process opens."
+    )
+    database_acquire_timeout: float = Field(
+        10.0, gt=0, description="Seconds to wait for a pooled PostgreSQL connection."
+    )
+    database_command_timeout: float = Field(
+        30.0, gt=0, description="Seconds one PostgreSQL statement may run."
+    )
+    database_busy_timeout: float = Field(
+        5.0, ge=0, description="Seconds SQLite waits for another process's write lock."
+    )
+    database_transaction_retries: int = Field(
+        5, ge=0, description="Re-runs of a transaction that lost a race (deadlock, busy)."
+    )
+    database_retry_backoff_base: float = Field(
+        0.02, gt=0, description="First backoff ceiling between transaction re-runs, s."
+    )
+    database_retry_backoff_cap: float = Field(
+        1.0, gt=0, description="Largest backoff ceiling between transaction re-runs, s."
+    )
+    database_sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = Field(
+        "FULL", description="SQLite's synchronous pragma: FULL survives power loss."
+    )
+    writer_max_rows: int = Field(
+        500, ge=1, description="Rows a batched writer writes in one batch (flush on size)."
+    )
+    writer_max_delay: float = Field(
+        1.0, gt=0, description="Seconds a buffered row waits at most before its batch is written."
+    )
+    writer_max_buffer: int = Field(
+        50_000, ge=1, description="Rows a batched writer holds; when full the oldest are dropped."
+    )
+    writer_retry_cap: float = Field(
+        30.0, gt=0, description="Largest backoff between retries of a failed batch, s."
+    )
+    credits_sweep_interval: float = Field(
+        5.0, gt=0, description="Seconds between sweeps that expire overdue credit reservations."
+    )
+    credits_expire_batch: int = Field(
+        500, ge=1, description="Reservations one expiry transaction handles at most."
+    )
+    credits_overdue_grace: float = Field(
+        60.0, ge=0, description="Seconds past its deadline before reconcile flags a reservation."
+    )
+    # --- end storage ------------------------------------------------------------------
 
     # --- user-facing texts ----------------------------------------------------------
     unknown_route_message: str = Field(

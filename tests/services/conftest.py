@@ -49,3 +49,7 @@ def redis_url(redis: Redis) -> str:
 def namespace() -> str:
     """A key prefix of this test's own, so runs never see each other's keys."""
     return f"steadybot-test:{uuid.uuid4().hex}"
+
+
+# --- storage: `database_url` / `database` on SQLite and PostgreSQL (storage_fixtures.py)
+from storage_fixtures import database, database_url  # noqa: E402, F401

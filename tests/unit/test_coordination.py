@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from redis.asyncio import Redis
 
 from steadybot.clock import ManualClock
 from steadybot.coordination import (
     AlreadyRunning,
+    FlightTimeout,
     KeyedLock,
     LockTimeout,
     Priority,
+    RedisLocks,
     SerialQueue,
     SingleFlight,
 )
@@ -163,3 +166,91 @@ async def test_single_flight_joins_or_rejects_the_second_identical_request() -> 
         with pytest.raises(ValueError, match="down"):
             await task
     assert flights.active_keys() == 0
+
+
+async def test_keyed_lock_leases_carry_increasing_fences_and_timeout_zero_tries_once() -> None:
+    clock = ManualClock()
+    locks: KeyedLock[str] = KeyedLock(clock)
+    fences = []
+    async with locks("a") as first:
+        fences.append(first.fence)
+        assert not first.lost
+        first.check()  # never lost in-process
+        with pytest.raises(LockTimeout, match="is held"):
+            async with locks("a", timeout=0):
+                pass
+        async with locks("b", timeout=0) as other:  # a free key: taken at once
+            fences.append(other.fence)
+    async with locks("a", timeout=0) as again:
+        fences.append(again.fence)
+    assert fences == [1, 2, 3]
+    stats = locks.statistics()
+    assert (stats.acquired, stats.waited, stats.timeouts, stats.active_keys) == (3, 1, 1, 0)
+
+
+async def test_serial_queue_turn_is_bounded_and_a_late_turn_leaves_nothing_behind() -> None:
+    clock = ManualClock()
+    queue: SerialQueue[str] = SerialQueue(clock)
+    release = asyncio.Event()
+    ran: list[str] = []
+
+    async def hold() -> None:
+        await release.wait()
+
+    async def late() -> None:
+        ran.append("late")
+
+    holder = asyncio.ensure_future(queue.run("k", hold))
+    waiter = asyncio.ensure_future(queue.run("k", late, timeout=5.0))
+    await clock.settle()
+    assert queue.holds("k")
+    assert queue.depth("k") == 1
+    await clock.advance(5.0)
+    with pytest.raises(LockTimeout, match="no turn"):
+        await waiter
+    assert queue.depth("k") == 0
+    release.set()
+    await holder
+    assert ran == []  # the work never started
+    assert queue.active_keys() == 0
+    with pytest.raises(ValueError, match="needs SerialQueue"):
+        await SerialQueue[str]().run("k", late, timeout=1.0)
+
+
+async def test_single_flight_joiner_gives_up_after_its_timeout_while_the_run_goes_on() -> None:
+    clock = ManualClock()
+    flights: SingleFlight[str] = SingleFlight(clock, join_timeout=10.0)
+    done = asyncio.Event()
+
+    async def slow() -> str:
+        await done.wait()
+        return "report"
+
+    runner = asyncio.ensure_future(flights.join("r", slow))
+    await clock.settle()
+    short = asyncio.ensure_future(flights.join("r", slow, result_type=str, timeout=1.0))
+    default = asyncio.ensure_future(flights.join("r", slow))
+    await clock.advance(1.0)
+    with pytest.raises(FlightTimeout):
+        await short
+    assert not default.done()
+    await clock.advance(9.0)
+    with pytest.raises(FlightTimeout, match=r"still running after 10\.00s"):
+        await default
+    done.set()
+    assert await runner == "report"
+    stats = flights.statistics()
+    assert (stats.runs, stats.joined, stats.rejected, stats.active_keys) == (1, 2, 0, 0)
+    with pytest.raises(ValueError, match="needs a clock"):
+        SingleFlight(join_timeout=1.0)
+
+
+async def test_redis_locks_refuse_a_renewal_interval_that_cannot_keep_the_lock() -> None:
+    client = Redis()  # never connects: registering scripts is local
+    try:
+        with pytest.raises(ValueError, match="renew interval"):
+            RedisLocks(client, clock=ManualClock(), namespace="n", ttl=1.0, renew_interval=1.0)
+        with pytest.raises(ValueError, match="positive"):
+            RedisLocks(client, clock=ManualClock(), namespace="n", ttl=0)
+    finally:
+        await client.aclose()

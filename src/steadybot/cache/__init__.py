@@ -1,6 +1,6 @@
 """Bounded caches: TTL + LRU + pinning, tags, single-flight loads, cross-process invalidation."""
 
-from steadybot.cache.bounded import BoundedCache, CacheMiss, CacheStatistics
+from steadybot.cache.bounded import BoundedCache
 from steadybot.cache.bus import (
     Invalidation,
     InvalidationBus,
@@ -9,6 +9,7 @@ from steadybot.cache.bus import (
     LocalInvalidationBus,
 )
 from steadybot.cache.redis_bus import RedisInvalidationBus
+from steadybot.cache.statistics import CacheMiss, CacheStatistics
 
 __all__ = [
     "BoundedCache",

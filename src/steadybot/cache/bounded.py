@@ -22,10 +22,12 @@ What we add, and why cachetools alone does not do it:
   classic leak of tag indexes), so its size is bounded by the cache's.
 - **Single flight.** ``get_or_load`` runs ``load`` once for concurrent misses of one
   key; every caller gets its result or its exception, and a failure is not cached. The
-  load runs as its own task, so a caller that is cancelled does not cancel it for the
-  others. An invalidation (or a ``set``) of the key while it loads wins: the load's
-  result is returned to its callers but not stored, so a cache never re-stores a value
-  read before it was invalidated.
+  first caller runs the load (no task per miss: this is the hot path); the others wait
+  on a shared future, shielded, so a waiter that is cancelled cancels nobody else, and
+  if the *first* caller is cancelled the waiters load again. An invalidation (or a
+  ``set``) of the key while it loads wins: the load's result is returned to its
+  callers but not stored, so a cache never re-stores a value read before it was
+  invalidated.
 - **Invalidation across processes.** Local drops are published on an
   :class:`~steadybot.cache.bus.InvalidationBus`; other caches of the same name drop the
   same entries. Delivery is fire-and-forget, so the TTL bounds staleness.
@@ -48,14 +50,14 @@ import contextlib
 import logging
 import math
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Generic, TypeVar
 
+from steadybot.cache._parts import Flight, Pin, TagIndex, check_ttl, clean_tags, retrieve
 from steadybot.cache._store import Entry, Store
 from steadybot.cache.bus import Invalidation, InvalidationBus, InvalidationKind
+from steadybot.cache.statistics import CacheMiss, CacheStatistics
 from steadybot.clock import Clock
-from steadybot.errors import SteadybotError
 
 if TYPE_CHECKING:
     from steadybot.config import Settings
@@ -69,63 +71,36 @@ log = logging.getLogger("steadybot.cache")
 Load = Callable[[], Awaitable[V]]
 
 
-class CacheMiss(SteadybotError, KeyError):
-    """``pinned(key)`` without a loader found nothing to pin."""
+class _Pinned(Generic[V]):
+    """The context manager of :meth:`BoundedCache.pinned` (a class: it runs per
+    operation, and a generator-based one costs twice as much)."""
 
-    def __init__(self, cache: str, key: str) -> None:
-        self.cache = cache
-        self.key = key
-        super().__init__(f"{key!r} is not in cache {cache!r} and no loader was given")
+    __slots__ = ("_cache", "_key", "_load", "_pin", "_tags", "_ttl")
 
-    def __str__(self) -> str:  # KeyError would print only the repr of the argument
-        return str(self.args[0])
+    def __init__(
+        self,
+        cache: BoundedCache[V],
+        key: str,
+        load: Load[V] | None,
+        tags: Iterable[str],
+        ttl: float | None,
+    ) -> None:
+        self._cache = cache
+        self._key = key
+        self._load = load
+        self._tags = tags
+        self._ttl = ttl
+        self._pin: Pin[V] | None = None
 
+    async def __aenter__(self) -> V:
+        if self._pin is not None:
+            raise RuntimeError("a pinned() context cannot be entered twice; call pinned() again")
+        self._pin = pin = await self._cache._acquire(self._key, self._load, self._tags, self._ttl)
+        return pin.entry.value
 
-@dataclass(frozen=True, slots=True)
-class CacheStatistics:
-    """A snapshot of one cache. Counters count since creation."""
-
-    name: str
-    hits: int
-    misses: int
-    loads: int
-    """Loader runs started by ``get_or_load`` / ``pinned`` (joiners do not add one)."""
-    load_failures: int
-    """Loader runs that raised (or were cancelled); nothing was cached for them."""
-    evictions: int
-    """Entries dropped to respect ``max_size``."""
-    expirations: int
-    """Entries dropped because their TTL passed."""
-    invalidations: int
-    """Entries dropped by an invalidation, local or received from the bus."""
-    remote_invalidations: int
-    """Invalidation messages received from the bus and applied."""
-    size: int
-    """Live entries, pinned ones included."""
-    pinned: int
-    """Keys pinned right now (these may push ``size`` past ``max_size``)."""
-    loading: int
-    """Keys whose load is running right now."""
-    tags: int
-    """Tags in the tag index."""
-    max_size: int
-
-
-class _Pin(Generic[V]):
-    __slots__ = ("count", "entry")
-
-    def __init__(self, entry: Entry[V]) -> None:
-        self.entry = entry
-        self.count = 0
-
-
-class _Flight(Generic[V]):
-    __slots__ = ("invalidated", "tags", "task")
-
-    def __init__(self, tags: tuple[str, ...]) -> None:
-        self.tags = tags
-        self.invalidated = False
-        self.task: asyncio.Task[V] | None = None
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._pin is not None:
+            self._cache._release(self._key, self._pin)
 
 
 class BoundedCache(Generic[V]):
@@ -150,7 +125,7 @@ class BoundedCache(Generic[V]):
             raise ValueError("a cache needs a name (the bus addresses caches by name)")
         if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
             raise ValueError(f"max_size must be a positive int, not {max_size!r}")
-        _check_ttl(ttl)
+        check_ttl(ttl)
         if not sweep_interval > 0:
             raise ValueError(f"sweep_interval must be > 0 seconds, not {sweep_interval!r}")
         self.name = name
@@ -163,9 +138,9 @@ class BoundedCache(Generic[V]):
         self._store: Store[V] = Store(
             max_size, clock.monotonic, on_evict=self._evicted, on_expire=self._expired
         )
-        self._pins: dict[str, _Pin[V]] = {}
-        self._flights: dict[str, _Flight[V]] = {}
-        self._tags: dict[str, set[str]] = {}
+        self._pins: dict[str, Pin[V]] = {}
+        self._flights: dict[str, Flight[V]] = {}
+        self._tags = TagIndex()
         self._sweeper: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._hits = self._misses = self._loads = self._load_failures = 0
@@ -221,33 +196,22 @@ class BoundedCache(Generic[V]):
         value, _ = await self._load(key, load, tags, ttl)
         return value
 
-    @contextlib.asynccontextmanager
-    async def pinned(
+    def pinned(
         self,
         key: str,
         load: Load[V] | None = None,
         *,
         tags: Iterable[str] = (),
         ttl: float | None = None,
-    ) -> AsyncIterator[V]:
-        """Hold ``key``'s entry for the block: no eviction, no expiry until released.
+    ) -> contextlib.AbstractAsyncContextManager[V]:
+        """``async with cache.pinned(key) as value:`` holds ``key``'s entry for the
+        block: no eviction, no expiry until released.
 
         Without a cached entry, ``load`` fills it (as in :meth:`get_or_load`); without
         ``load``, :class:`CacheMiss` is raised. Pins are counted, so nested and
         concurrent pins of one key release it when the last one leaves.
         """
-        pin = self._pin_cached(key)
-        if pin is None:
-            if load is None:
-                self._misses += 1
-                raise CacheMiss(self.name, key)
-            value, current = await self._load(key, load, tags, ttl)
-            pin = self._pin_loaded(key, value, current, tags, ttl)
-        pin.count += 1
-        try:
-            yield pin.entry.value
-        finally:
-            self._release(key, pin)
+        return _Pinned(self, key, load, tags, ttl)
 
     # --- writing ----------------------------------------------------------------------
 
@@ -259,7 +223,7 @@ class BoundedCache(Generic[V]):
         A load of ``key`` under way will not overwrite it. Setting a pinned key
         replaces the pinned entry (its holders keep the object they were given).
         """
-        entry = self._entry(value, _tags(tags), ttl)
+        entry = self._entry(value, clean_tags(tags), ttl)
         self._detach_flight(key)
         self._put(key, entry)
 
@@ -298,19 +262,15 @@ class BoundedCache(Generic[V]):
             self._unsubscribe = self._bus.subscribe(self.name, self._received)
 
     async def close(self) -> None:
-        """Stop the sweeper, leave the bus and cancel the loads under way."""
+        """Stop the sweeper and leave the bus. (Loads under way belong to their
+        callers and finish normally.)"""
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        tasks: list[asyncio.Task[Any]] = [
-            flight.task for flight in self._flights.values() if flight.task is not None
-        ]
-        if self._sweeper is not None:
-            tasks.append(self._sweeper)
-            self._sweeper = None
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        sweeper, self._sweeper = self._sweeper, None
+        if sweeper is not None:
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
 
     @property
     def running(self) -> bool:
@@ -318,6 +278,7 @@ class BoundedCache(Generic[V]):
         return self._sweeper is not None and not self._sweeper.done()
 
     def statistics(self) -> CacheStatistics:
+        size = len(self)  # first: it removes expired entries, which the counters count
         return CacheStatistics(
             name=self.name,
             hits=self._hits,
@@ -328,7 +289,7 @@ class BoundedCache(Generic[V]):
             expirations=self._expirations,
             invalidations=self._invalidations,
             remote_invalidations=self._remote,
-            size=len(self),
+            size=size,
             pinned=len(self._pins),
             loading=len(self._flights),
             tags=len(self._tags),
@@ -354,41 +315,71 @@ class BoundedCache(Generic[V]):
         return entry
 
     async def _load(
-        self, key: str, load: Load[V], tags: Iterable[str], ttl: float | None
+        self, key: str, load: Load[V], tags: Iterable[str], ttl: float | None, *, pin: bool = False
     ) -> tuple[V, bool]:
         """``(value, current)``: ``current`` is false when the key was invalidated (or
         set) while the value loaded, so it must not be pinned into the cache."""
-        entry = self._lookup(key)
-        if entry is not None:
-            return entry.value, True
-        flight = self._flights.get(key)
-        if flight is None:
-            clean_tags = _tags(tags)
-            _check_ttl(ttl)  # bad input fails before the load runs
-            flight = _Flight(clean_tags)
-            flight.task = asyncio.create_task(
-                self._run(key, flight, load, ttl), name=f"cache-load:{self.name}"
-            )
-            flight.task.add_done_callback(_retrieve)
-            self._flights[key] = flight
-        assert flight.task is not None
-        # shield: a caller cancelled while waiting does not cancel the load for the others
-        value = await asyncio.shield(flight.task)
-        return value, not flight.invalidated
+        while True:
+            entry = self._lookup(key)
+            if entry is not None:
+                return entry.value, True
+            flight = self._flights.get(key)
+            if flight is None:
+                return await self._lead(key, load, clean_tags(tags), ttl, pin)
+            if flight.future is None:
+                flight.future = asyncio.get_running_loop().create_future()
+                flight.future.add_done_callback(retrieve)
+            try:
+                # shield: a joiner that is cancelled must not cancel the shared outcome
+                value = await asyncio.shield(flight.future)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if flight.future.cancelled() and task is not None and not task.cancelling():
+                    continue  # the leader was cancelled, not us: load again
+                raise
+            return value, not flight.invalidated
 
-    async def _run(self, key: str, flight: _Flight[V], load: Load[V], ttl: float | None) -> V:
+    async def _lead(
+        self, key: str, load: Load[V], tags: tuple[str, ...], ttl: float | None, pin: bool
+    ) -> tuple[V, bool]:
+        # The first caller runs the load itself (no task per miss: this is the hot
+        # path); joiners wait on the flight's future.
+        check_ttl(ttl)  # bad input fails before the load runs
+        flight: Flight[V] = Flight(tags)
+        self._flights[key] = flight
         self._loads += 1
         try:
             value = await load()
-        except BaseException:
+        except BaseException as exc:
             self._load_failures += 1
+            self._end_flight(key, flight)
+            if flight.future is not None:
+                if isinstance(exc, asyncio.CancelledError):
+                    flight.future.cancel()
+                else:
+                    flight.future.set_exception(exc)
             raise
-        finally:
-            if self._flights.get(key) is flight:
-                del self._flights[key]
+        self._end_flight(key, flight)
         if not flight.invalidated:
-            self._put(key, self._entry(value, flight.tags, ttl))
-        return value
+            entry = self._entry(value, tags, ttl)
+            if pin and key not in self._pins:
+                self._pin_new(key, entry)  # straight into the pins: no trip through the LRU
+            else:
+                self._put(key, entry)
+        if flight.future is not None:
+            flight.future.set_result(value)
+        return value, not flight.invalidated
+
+    def _pin_new(self, key: str, entry: Entry[V]) -> None:
+        old = self._pop_live(key)
+        if old is not None:
+            self._unindex(key, old)
+        self._pins[key] = Pin(entry)
+        self._index(key, entry)
+
+    def _end_flight(self, key: str, flight: Flight[V]) -> None:
+        if self._flights.get(key) is flight:
+            del self._flights[key]
 
     def _detach_flight(self, key: str) -> None:
         flight = self._flights.pop(key, None)
@@ -397,7 +388,20 @@ class BoundedCache(Generic[V]):
 
     # --- internals: pins ----------------------------------------------------------------
 
-    def _pin_cached(self, key: str) -> _Pin[V] | None:
+    async def _acquire(
+        self, key: str, load: Load[V] | None, tags: Iterable[str], ttl: float | None
+    ) -> Pin[V]:
+        pin = self._pin_cached(key)
+        if pin is None:
+            if load is None:
+                self._misses += 1
+                raise CacheMiss(self.name, key)
+            value, current = await self._load(key, load, tags, ttl, pin=True)
+            pin = self._pin_loaded(key, value, current, tags, ttl)
+        pin.count += 1
+        return pin
+
+    def _pin_cached(self, key: str) -> Pin[V] | None:
         pin = self._pins.get(key)
         if pin is not None:
             self._hits += 1
@@ -406,25 +410,25 @@ class BoundedCache(Generic[V]):
         if entry is None:
             return None  # the load path counts the miss
         self._hits += 1
-        pin = self._pins[key] = _Pin(entry)
+        pin = self._pins[key] = Pin(entry)
         return pin
 
     def _pin_loaded(
         self, key: str, value: V, current: bool, tags: Iterable[str], ttl: float | None
-    ) -> _Pin[V]:
+    ) -> Pin[V]:
         pin = self._pins.get(key)
         if pin is not None:
             return pin  # pinned by someone else while we waited: share their entry
         entry = self._pop_live(key)
         if entry is None:
-            entry = self._entry(value, _tags(tags), ttl)
+            entry = self._entry(value, clean_tags(tags), ttl)
             if not current:
-                return _Pin(entry)  # invalidated while loading: the holder's alone
+                return Pin(entry)  # invalidated while loading: the holder's alone
             self._index(key, entry)  # evicted or expired between load and pin
-        pin = self._pins[key] = _Pin(entry)
+        pin = self._pins[key] = Pin(entry)
         return pin
 
-    def _release(self, key: str, pin: _Pin[V]) -> None:
+    def _release(self, key: str, pin: Pin[V]) -> None:
         pin.count -= 1
         if pin.count > 0 or self._pins.get(key) is not pin:
             return  # still held, or invalidated (or never in the cache): nothing to put back
@@ -449,7 +453,7 @@ class BoundedCache(Generic[V]):
     # --- internals: writes and drops ---------------------------------------------------
 
     def _entry(self, value: V, tags: tuple[str, ...], ttl: float | None) -> Entry[V]:
-        _check_ttl(ttl)
+        check_ttl(ttl)
         lifetime = self.ttl if ttl is None else ttl
         expires = math.inf if lifetime is None else self._clock.monotonic() + lifetime
         return Entry(value, tags, expires)
@@ -487,7 +491,7 @@ class BoundedCache(Generic[V]):
     def _drop_tag(self, tag: str) -> int:
         for key in [key for key, flight in self._flights.items() if tag in flight.tags]:
             self._detach_flight(key)
-        return sum(self._drop(key) for key in list(self._tags.get(tag, ())))
+        return sum(self._drop(key) for key in self._tags.keys(tag))
 
     def _evicted(self, key: str, entry: Entry[V]) -> None:
         self._evictions += 1
@@ -498,19 +502,10 @@ class BoundedCache(Generic[V]):
         self._unindex(key, entry)
 
     def _index(self, key: str, entry: Entry[V]) -> None:
-        for tag in entry.tags:
-            keys = self._tags.get(tag)
-            if keys is None:
-                keys = self._tags[tag] = set()
-            keys.add(key)
+        self._tags.add(key, entry.tags)
 
     def _unindex(self, key: str, entry: Entry[V]) -> None:
-        for tag in entry.tags:
-            keys = self._tags.get(tag)
-            if keys is not None:
-                keys.discard(key)
-                if not keys:
-                    del self._tags[tag]  # an empty set per tag ever seen is the leak
+        self._tags.remove(key, entry.tags)
 
     # --- internals: bus and sweeper ------------------------------------------------------
 
@@ -536,25 +531,3 @@ class BoundedCache(Generic[V]):
             swept = self.sweep()
             if swept:
                 log.debug("cache %s: swept %d expired entries", self.name, swept)
-
-
-def _tags(tags: Iterable[str]) -> tuple[str, ...]:
-    if isinstance(tags, str):
-        raise TypeError(f"tags must be an iterable of strings, not the string {tags!r}")
-    unique = tuple(dict.fromkeys(tags))
-    for tag in unique:
-        if not isinstance(tag, str):
-            raise TypeError(f"a tag must be a string, not {tag!r}")
-    return unique
-
-
-def _check_ttl(ttl: float | None) -> None:
-    if ttl is not None and not ttl > 0:
-        raise ValueError(f"ttl must be > 0 seconds or None, not {ttl!r}")
-
-
-def _retrieve(task: asyncio.Task[Any]) -> None:
-    # Every waiter may have been cancelled: read the outcome so asyncio does not log
-    # "exception was never retrieved".
-    if not task.cancelled():
-        task.exception()

@@ -56,6 +56,10 @@ log = logging.getLogger("steadybot.cache.bus")
 # is an OSError) that reach us before redis-py wraps them.
 _REDIS_DOWN: Final = (RedisError, OSError)
 
+# Seconds one read of the subscription waits (socket time, not the injected clock's);
+# bounds how late a quiet reconnection by redis-py is acted on.
+_POLL: Final = 1.0
+
 
 class _Message(msgspec.Struct, frozen=True):
     c: str  # cache name
@@ -135,6 +139,7 @@ class RedisInvalidationBus:
         self._published = self._dropped = self._received = 0
         self._malformed = self._reconnects = 0
         self._down = False  # between losing Redis and subscribing again
+        self._gap = False  # redis-py reconnected on its own: messages may have been lost
 
     @classmethod
     def from_settings(
@@ -247,6 +252,7 @@ class RedisInvalidationBus:
             # we still want to know, because messages were lost in the gap.
             connection.register_connect_callback(self._reconnected)  # type: ignore[no-untyped-call]
         self._pubsub = pubsub
+        self._gap = False
         if self._down:
             self._down = False
             self._back()
@@ -270,7 +276,7 @@ class RedisInvalidationBus:
                 pubsub = self._pubsub
                 if pubsub is None:
                     pubsub = await self._subscribe()
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=_POLL)
             except _REDIS_DOWN as exc:
                 failures += 1
                 self._lost(exc)
@@ -278,11 +284,16 @@ class RedisInvalidationBus:
                 await self._clock.sleep(self._backoff(failures))
                 continue
             failures = 0
+            if self._gap:  # redis-py reconnected quietly, and reading works again
+                self._gap = False
+                self._back()
             if message is not None and message.get("type") == "message":
                 self._deliver(message["data"])
 
     def _reconnected(self, connection: object) -> None:
-        self._back()
+        # Called inside redis-py's reconnect, which may still fail: only note the gap;
+        # the listener acts on it once a read succeeds.
+        self._gap = True
 
     def _lost(self, exc: BaseException) -> None:
         if self._down:
@@ -296,7 +307,7 @@ class RedisInvalidationBus:
 
     def _back(self) -> None:
         self._reconnects += 1
-        log.info("cache invalidation bus: subscribed again")
+        log.info("cache invalidation bus: subscribed again after losing the connection")
         if self._clear_on_reconnect:
             for cache_name in list(self._listeners):
                 self._dispatch(Invalidation(cache_name, "prefix", ""))

@@ -8,6 +8,9 @@ without it, the same API runs in this process only. The serial queue is always
 in-process (it orders work by priority among *this* process's waiters); with Redis,
 :attr:`Coordination.shared` tells callers to take the key's Redis lock inside their
 turn as well, so work for one key still runs one at a time across processes.
+
+The Redis client comes from :func:`steadybot.redis_pool.redis_from_settings` (a blocking
+pool: a burst waits for a free connection instead of failing).
 """
 
 from __future__ import annotations
@@ -16,14 +19,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
-from redis.asyncio import Redis
-
 from steadybot.clock import Clock
 from steadybot.config import Settings
 from steadybot.coordination.contracts import Flights, Locks
 from steadybot.coordination.keyed import KeyedLock, SerialQueue, SingleFlight
 from steadybot.coordination.redis_flights import RedisFlights
 from steadybot.coordination.redis_lock import RedisLocks
+from steadybot.redis_pool import redis_from_settings
 
 __all__ = ["COORDINATION_NAMESPACE", "Coordination", "coordination_from_settings"]
 
@@ -62,7 +64,7 @@ def coordination_from_settings(settings: Settings, clock: Clock) -> Coordination
             shared=False,
             backend="local",
         )
-    client = Redis.from_url(settings.redis_url)
+    client = redis_from_settings(settings)
     locks = RedisLocks(
         client,
         clock=clock,

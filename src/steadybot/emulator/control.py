@@ -5,7 +5,9 @@ emulator signs and delivers the interaction) and returns its
 :class:`~steadybot.emulator.views.InteractionView`; ``POST /_emulator/snapshot`` with
 ``{"ids": [...]}`` returns a :class:`~steadybot.emulator.views.Snapshot` (``"full":
 false`` leaves channels and messages out, for cheap polling);
-``PUT /_emulator/endpoint`` sets the interactions endpoint URL without the PING check.
+``PUT /_emulator/endpoint`` sets the interactions endpoint URL without the PING check
+(``{"url": ...}``), or several to deliver to in turn, like a load balancer in front of
+several bot processes (``{"urls": [...]}``).
 These routes are the emulator's own, outside ``/api/v10``: no rate limits, no faults.
 """
 
@@ -28,7 +30,8 @@ class _SnapshotQuery(msgspec.Struct, kw_only=True):
 
 
 class _Endpoint(msgspec.Struct, kw_only=True):
-    url: str
+    url: str = ""
+    urls: list[str] = msgspec.field(default_factory=list)
 
 
 class ControlRoutes:
@@ -40,10 +43,12 @@ class ControlRoutes:
         act: Callable[[Action], Awaitable[InteractionView]],
         snapshot: Callable[[list[str] | None, bool], Snapshot],
         set_endpoint: Callable[[str], None],
+        set_endpoints: Callable[[list[str]], None] | None = None,
     ) -> None:
         self._act = act
         self._snapshot = snapshot
         self._set_endpoint = set_endpoint
+        self._set_endpoints = set_endpoints
 
     def register(self, app: web.Application) -> None:
         app.router.add_post("/_emulator/act", self._post_act)
@@ -76,5 +81,12 @@ class ControlRoutes:
 
     async def _put_endpoint(self, request: web.Request) -> web.Response:
         endpoint: _Endpoint = self._decode(await request.read(), _Endpoint)
-        self._set_endpoint(endpoint.url)
+        if endpoint.urls and self._set_endpoints is not None:
+            self._set_endpoints(endpoint.urls)
+        elif endpoint.url:
+            self._set_endpoint(endpoint.url)
+        else:
+            return web.json_response(
+                {"code": 50035, "message": "give url (or urls, a non-empty list)"}, status=400
+            )
         return web.Response(status=204)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import socket
 from collections import Counter
 from types import TracebackType
@@ -79,6 +80,8 @@ class Emulator:
         self._session: aiohttp.ClientSession | None = None
         self._settled: dict[str, asyncio.Event] = {}
         self._interactions: list[EmulatedInteraction] = []
+        self._balanced: tuple[str, ...] = ()  # set_interactions_endpoints: delivered in turn
+        self._turns = itertools.count()
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -89,7 +92,10 @@ class Emulator:
         self._port = sock.getsockname()[1]
         app = self._api.application()
         ControlRoutes(
-            act=self.act, snapshot=self.snapshot, set_endpoint=self.set_interactions_endpoint
+            act=self.act,
+            snapshot=self.snapshot,
+            set_endpoint=self.set_interactions_endpoint,
+            set_endpoints=self.set_interactions_endpoints,
         ).register(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -285,7 +291,25 @@ class Emulator:
 
     def set_interactions_endpoint(self, url: str) -> None:
         """Where interactions are POSTed (unchecked; PATCH applications/@me checks)."""
+        self._balanced = ()
         self.world.interactions_endpoint_url = url
+
+    def set_interactions_endpoints(self, urls: list[str]) -> None:
+        """Deliver interactions to ``urls`` in turn (round robin), as a load balancer in
+        front of several bot processes does: Discord itself knows one URL, the first.
+        Setting one URL (here, or another one by ``PATCH /applications/@me``) ends the
+        turns."""
+        if not urls:
+            raise ValueError("set_interactions_endpoints needs at least one URL")
+        self._balanced = tuple(urls)
+        self._turns = itertools.count()  # the first URL gets the next interaction
+        self.world.interactions_endpoint_url = urls[0]
+
+    def _next_endpoint(self) -> str:
+        url = self.world.interactions_endpoint_url
+        if self._balanced and url == self._balanced[0]:
+            return self._balanced[next(self._turns) % len(self._balanced)]
+        return url
 
     # --- users acting -----------------------------------------------------------------
 
@@ -395,7 +419,7 @@ class Emulator:
         """POST ``body`` to the endpoint, signed unless ``headers`` are given."""
         if self._session is None:
             raise RuntimeError("the emulator is not started")
-        target = url or self.world.interactions_endpoint_url
+        target = url or self._next_endpoint()
         if not target:
             raise RuntimeError("no interactions endpoint: call set_interactions_endpoint()")
         sent = headers if headers is not None else self.sign(body)

@@ -150,7 +150,11 @@ class RestClient:
         store: SlotStore | None = None
         if settings.redis_url:
             store = RedisSlotStore.from_url(
-                settings.redis_url, namespace=f"{settings.redis_prefix}:rl", token=token
+                settings.redis_url,
+                namespace=f"{settings.redis_prefix}:rl",
+                token=token,
+                connections=settings.coordination_redis_connections,
+                wait=settings.coordination_redis_wait,
             )
         limiter = BucketManager(
             clock=clock,

@@ -23,6 +23,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from steadybot.redis_pool import redis_from_url
 from steadybot.rest.slots import Claim
 
 __all__ = ["RedisSlotStore"]
@@ -117,9 +118,18 @@ class RedisSlotStore:
 
     @classmethod
     def from_url(
-        cls, url: str, *, namespace: str = "steadybot:rl", token: str = ""
+        cls,
+        url: str,
+        *,
+        namespace: str = "steadybot:rl",
+        token: str = "",
+        connections: int = 50,
+        wait: float = 10.0,
     ) -> RedisSlotStore:
-        return cls(Redis.from_url(url), namespace=namespace, token=token)
+        """A store on its own client: a blocking pool of ``connections``, where a burst
+        of requests waits up to ``wait`` s for a connection instead of failing."""
+        client = redis_from_url(url, connections=connections, wait=wait)
+        return cls(client, namespace=namespace, token=token)
 
     def _member(self) -> str:
         return f"{self._me}:{next(self._ids)}"
