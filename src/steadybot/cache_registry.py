@@ -30,6 +30,7 @@ from steadybot.cache import (
 )
 from steadybot.clock import Clock
 from steadybot.config import Settings
+from steadybot.redis_pool import redis_from_settings
 
 __all__ = ["CacheRegistry", "TtlSetting"]
 
@@ -50,10 +51,8 @@ class CacheRegistry:
         self._redis: Redis | None = None
         self.bus: InvalidationBus
         if settings.redis_url:
-            self._redis = Redis.from_url(settings.redis_url)
-            self.bus = RedisInvalidationBus(
-                self._redis, f"{settings.redis_prefix}:cache", clock=clock()
-            )
+            self._redis = redis_from_settings(settings)
+            self.bus = RedisInvalidationBus.from_settings(self._redis, settings, clock=clock())
         else:
             self.bus = LocalInvalidationBus()
         self._running = False
