@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from steadybot.cache import BoundedCache
+from steadybot.cache_registry import CacheRegistry, TtlSetting
 from steadybot.clock import Clock, SystemClock
 from steadybot.components.reset import ResetSettings, SelectResetManager
 from steadybot.config import Settings
@@ -40,6 +42,7 @@ from steadybot.interactions.routing import CustomIdPattern, RouteMatch, Router
 from steadybot.interactions.runner import run_handler
 from steadybot.interactions.sinks import InitialResponseSink
 from steadybot.interactions.statistics import RuntimeCounters, RuntimeStatistics
+from steadybot.members import MEMBER_CACHE_NAME, MemberCache
 from steadybot.observability.health import HealthMonitor, Status
 from steadybot.observability.metrics import BotMetrics
 from steadybot.observability.watchdog import LoopWatchdog, handler_codes
@@ -516,6 +519,67 @@ class Bot:
             return self.guards.run(options, name, interaction, call)
 
         spec.guard = guard
+
+    # --- caches and the member cache (cache_registry.py, members.py) ------------------
+
+    _caches: CacheRegistry | None = None
+    _members: MemberCache | None = None
+
+    @property
+    def caches(self) -> CacheRegistry:
+        """The bot's named caches (made on first use; started and closed with the bot)."""
+        if self._caches is None:
+            registry = self._caches = CacheRegistry(self.settings, lambda: self.clock)
+            self.on_start(registry.start)
+            self.on_close(registry.close)
+            self.metrics.register(registry.collect)
+            if self._started:  # first asked for after the start hooks ran
+                self.spawn(registry.start())
+        return self._caches
+
+    def cache(
+        self, name: str, *, max_size: int | None = None, ttl: TtlSetting = None
+    ) -> BoundedCache[Any]:
+        """The bounded cache called ``name``, made once per name on the bot's clock
+        (``max_size`` and ``ttl`` default to ``STEADYBOT_CACHE_*``; ``ttl="never"``: no
+        expiry). Annotate what it holds where you keep it:
+        ``board: BoundedCache[list[Request]] = bot.cache("board", ttl=30)``."""
+        return self.caches.get(name, max_size=max_size, ttl=ttl)
+
+    @property
+    def members(self) -> MemberCache:
+        """The member cache (:mod:`steadybot.members`): ``get``, ``pinned``, ``warm``,
+        role writes that keep it right."""
+        if self._members is None:
+            settings = self.settings
+            cache = self.cache(
+                MEMBER_CACHE_NAME,
+                max_size=settings.member_cache_size,
+                ttl=settings.member_cache_ttl,
+            )
+            members = self._members = MemberCache.from_settings(
+                settings, lambda: self.rest, cache, clock=self.clock
+            )
+            self.on_close(members.close)
+            self.metrics.register(members.collect)
+        return self._members
+
+    def warm_members(self, guild_id: str | None = None) -> None:
+        """Warm the member cache when the bot starts, before it takes interactions:
+        ``guild_id``'s members, or those of every guild the bot is in. A failed warm-up
+        fails the start (a board that would fetch every member is not ready)."""
+        self.caches  # noqa: B018 - made now, so the caches start before the warm-up
+
+        async def warm_member_cache() -> None:
+            if guild_id is None:
+                await self.members.warm_all()
+            else:
+                await self.members.warm(guild_id)
+            self.members.start()  # the periodic refresh of what was warmed
+
+        self.on_start(warm_member_cache)
+
+    # --- end of caches ------------------------------------------------------------------
 
     # --- lifecycle ------------------------------------------------------------------------
 

@@ -113,7 +113,7 @@ def serve(target: str, host: str, port: int, log_level: str, log_format: str) ->
     "--story",
     "stories",
     multiple=True,
-    type=click.Choice(["applications", "pricing", "ladder"]),
+    type=click.Choice(["applications", "pricing", "crafting", "ladder"]),
     help="Run only this story (repeatable). Default: every story.",
 )
 def demo(
@@ -174,7 +174,10 @@ def emulate(host: str, port: int, seed: int, members: int, faults: str) -> None:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
-SCENARIOS = {"applications": "examples.applications:scenario"}
+SCENARIOS = {
+    "applications": "examples.applications:scenario",
+    "crafting": "examples.crafting:scenario",
+}
 """Scenario names ``steadybot crowd --scenario`` knows; MODULE:ATTRIBUTE works too."""
 
 

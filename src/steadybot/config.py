@@ -178,6 +178,23 @@ class Settings(BaseSettings):
     )
     # --- end of bounded caches -----------------------------------------------------------
 
+    # --- the member cache (members.py; bot caches: STEADYBOT_CACHE_*, cache/) ---------
+    member_cache_size: int = Field(
+        100_000, ge=1, description="Members `bot.members` holds (across guilds)."
+    )
+    member_cache_ttl: float = Field(
+        900.0, gt=0, description="Seconds a cached member lives before it is fetched again."
+    )
+    member_warm_page_size: int = Field(
+        1000, ge=1, le=1000, description="Members per page when warming (Discord's max: 1000)."
+    )
+    member_refresh_interval: float = Field(
+        600.0,
+        ge=0,
+        description="Seconds between background re-warms of warmed guilds; 0: never.",
+    )
+    # --- end of the member cache -----------------------------------------------------
+
     # --- event-loop watchdog (observability/watchdog.py) ------------------------------
     watchdog_enabled: bool = Field(
         True, description="Measure event-loop lag and name the handler that blocks the loop."

@@ -48,7 +48,7 @@ __all__ = [
 STORIES = {
     "applications": "examples.applications",
     "pricing": "examples.pricing",
-    # --- ladder story (examples/ladder/): a ranked ladder on the storage layer ---
+    "crafting": "examples.crafting",
     "ladder": "examples.ladder",
 }
 # How long a baseline run may take to settle after its last user: a naive bot can leave

@@ -12,6 +12,7 @@ import msgspec
 __all__ = [
     "Attachment",
     "Channel",
+    "Guild",
     "Member",
     "Message",
     "Role",
@@ -47,6 +48,14 @@ class Role(msgspec.Struct, kw_only=True, omit_defaults=True):
     name: str = ""
     permissions: str = "0"
     position: int = 0
+
+
+class Guild(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A guild, partial: as ``GET /users/@me/guilds`` lists the bot's guilds."""
+
+    id: str
+    name: str = ""
+    permissions: str | None = None
 
 
 class Channel(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -155,6 +155,9 @@ async def test_the_new_routes_fall_in_the_buckets_ratelimits_names() -> None:
         ("POST", "/channels"),
         ("GET", "/members"),
         ("GET", "/members/1"),
+        ("POST", "/roles"),
+        ("PUT", "/members/1/roles/1"),
+        ("DELETE", "/members/1/roles/1"),
     ],
 )
 async def test_an_unknown_guild_is_404_10004(api: Api, method: str, suffix: str) -> None:
@@ -358,6 +361,79 @@ async def test_the_largest_member_page_is_1000(api: Api) -> None:
     query = {"limit": "1000"}
     status, page = await api("GET", f"/guilds/{api.guild}/members", query=query)
     assert (status, len(page)) == (200, MEMBERS)
+
+
+# --- roles and member roles -------------------------------------------------------------
+
+
+async def test_a_new_role_is_200_at_position_1_above_everyone(api: Api) -> None:
+    staff_before = api.emulator.world.roles[api.emulator.world.staff_role_id]["position"]
+    status, role = await api("POST", f"/guilds/{api.guild}/roles", {"name": "alchemist"})
+    assert status == 200
+    assert (role["name"], role["position"], role["permissions"]) == ("alchemist", 1, "0")
+    _, roles = await api("GET", f"/guilds/{api.guild}/roles")
+    assert [r["name"] for r in roles] == ["@everyone", "alchemist", "staff"]
+    assert api.emulator.world.roles[api.emulator.world.staff_role_id]["position"] == (
+        staff_before + 1
+    )
+    status, unnamed = await api("POST", f"/guilds/{api.guild}/roles", {})
+    assert (status, unnamed["name"]) == (200, "new role")
+
+
+@pytest.mark.parametrize(
+    ("body", "path", "code"),
+    [
+        ({"name": ""}, "name", "BASE_TYPE_BAD_LENGTH"),
+        ({"name": "x" * 101}, "name", "BASE_TYPE_BAD_LENGTH"),
+        ({"color": 0x1000000}, "color", "NUMBER_TYPE_MAX"),
+        ({"permissions": "lots"}, "permissions", "NUMBER_TYPE_COERCE"),
+        ({"hoist": "yes"}, "hoist", "BASE_TYPE_BOOLEAN"),
+    ],
+)
+async def test_an_invalid_role_body_is_50035_at_the_field(
+    api: Api, body: dict[str, Any], path: str, code: str
+) -> None:
+    before = len(api.emulator.world.roles)
+    status, error = await api("POST", f"/guilds/{api.guild}/roles", body)
+    assert status == 400
+    assert field_error(error, path) == code
+    assert len(api.emulator.world.roles) == before
+
+
+async def test_member_roles_are_granted_and_taken_idempotently(api: Api) -> None:
+    _, role = await api("POST", f"/guilds/{api.guild}/roles", {"name": "tailor"})
+    user_id = api.emulator.user_ids[4]
+    path = f"/guilds/{api.guild}/members/{user_id}/roles/{role['id']}"
+    for _ in range(2):  # twice: the second grant changes nothing
+        assert await api("PUT", path) == (204, None)
+    _, member = await api("GET", f"/guilds/{api.guild}/members/{user_id}")
+    assert member["roles"] == [role["id"]]
+    for _ in range(2):
+        assert await api("DELETE", path) == (204, None)
+    _, member = await api("GET", f"/guilds/{api.guild}/members/{user_id}")
+    assert member["roles"] == []
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE"])
+async def test_an_unknown_member_or_role_is_10007_or_10011(api: Api, method: str) -> None:
+    staff = api.emulator.world.staff_role_id
+    user_id = api.emulator.user_ids[2]
+    status, error = await api(method, f"/guilds/{api.guild}/members/42/roles/{staff}")
+    assert (status, error) == (404, {"code": 10007, "message": "Unknown Member"})
+    status, error = await api(method, f"/guilds/{api.guild}/members/{user_id}/roles/42")
+    assert (status, error) == (404, {"code": 10011, "message": "Unknown Role"})
+
+
+async def test_the_bot_lists_its_one_guild_paged_by_id(api: Api) -> None:
+    status, guilds = await api("GET", "/users/@me/guilds", query={"with_counts": "true"})
+    assert status == 200
+    assert [g["id"] for g in guilds] == [api.guild]
+    assert guilds[0]["approximate_member_count"] == MEMBERS
+    _, after = await api("GET", "/users/@me/guilds", query={"after": api.guild})
+    assert after == []
+    status, error = await api("GET", "/users/@me/guilds", query={"limit": "201"})
+    assert status == 400
+    assert field_error(error, "limit") == "NUMBER_TYPE_MAX"
 
 
 # --- bulk delete ------------------------------------------------------------------------

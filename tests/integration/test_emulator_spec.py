@@ -352,6 +352,17 @@ async def _get_member(ctx: Context) -> Request:
     return Request(f"/guilds/{ctx.guild}/members/{ctx.emulator.user_ids[0]}")
 
 
+def _member_role(*, granted: bool) -> Build:
+    async def build(ctx: Context) -> Request:
+        path = f"/guilds/{ctx.guild}/members/{ctx.emulator.user_ids[1]}/roles/"
+        path += ctx.emulator.world.staff_role_id
+        if granted:
+            await ctx.call("PUT", path)
+        return Request(path)
+
+    return build
+
+
 async def _list_messages(ctx: Context) -> Request:
     await ctx.message()
     return Request(f"/channels/{ctx.channel}/messages", query={"limit": "10"})
@@ -421,10 +432,12 @@ MESSAGES = CHANNELS + "/messages"
 COMMANDS = "/applications/{application_id}/commands"
 GUILD_COMMANDS = "/applications/{application_id}/guilds/{guild_id}/commands"
 WEBHOOK = "/webhooks/{application_id}/{token}"
+MEMBER_ROLE = "/guilds/{guild_id}/members/{user_id}/roles/{role_id}"
 RENAMED = {"name": "echo", "description": "Says it back"}
 
 CASES: list[Case] = [
     Case("GET", "/users/@me", _fixed("/users/@me")),
+    Case("GET", "/users/@me/guilds", _fixed("/users/@me/guilds", limit="10", with_counts="true")),
     Case("POST", "/users/@me/channels", _create_dm),
     Case("GET", "/applications/@me", _fixed("/applications/@me")),
     Case("PATCH", "/applications/@me", _fixed("/applications/@me", {})),
@@ -433,10 +446,17 @@ CASES: list[Case] = [
     Case("GET", "/gateway/bot", _fixed("/gateway/bot")),
     Case("GET", "/guilds/{guild_id}", _fixed("/guilds/{guild}", with_counts="true")),
     Case("GET", "/guilds/{guild_id}/roles", _fixed("/guilds/{guild}/roles")),
+    Case(
+        "POST",
+        "/guilds/{guild_id}/roles",
+        _fixed("/guilds/{guild}/roles", {"name": "blacksmith", "color": 0xAA5500, "hoist": True}),
+    ),
     Case("GET", "/guilds/{guild_id}/channels", _fixed("/guilds/{guild}/channels")),
     Case("POST", "/guilds/{guild_id}/channels", _create_channel),
     Case("GET", "/guilds/{guild_id}/members", _fixed("/guilds/{guild}/members", limit="3")),
     Case("GET", "/guilds/{guild_id}/members/{user_id}", _get_member),
+    Case("PUT", MEMBER_ROLE, _member_role(granted=False)),
+    Case("DELETE", MEMBER_ROLE, _member_role(granted=True)),
     Case("GET", CHANNELS, _fixed("/channels/{channel}")),
     Case("GET", MESSAGES, _list_messages),
     Case(

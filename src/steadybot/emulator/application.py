@@ -16,13 +16,15 @@ from typing import Any
 from aiohttp import web
 
 from steadybot.constants import ErrorCode
-from steadybot.emulator._http import Route, json_response, read_json
+from steadybot.emulator._http import Route, json_response, query_int, query_snowflake, read_json
 from steadybot.emulator.errors import invalid_form, unknown
 from steadybot.emulator.world import World
 
 __all__ = ["ApplicationRoutes"]
 
 JSON = dict[str, Any]
+MY_GUILDS_MAX = 200  # also the default page size of GET /users/@me/guilds
+BOT_GUILD_PERMISSIONS = "8"  # the emulated bot is invited as an administrator
 
 
 class ApplicationRoutes:
@@ -39,6 +41,7 @@ class ApplicationRoutes:
         return [
             ("GET", "/users/@me", self._get_me),
             ("POST", "/users/@me/channels", self._create_dm),
+            ("GET", "/users/@me/guilds", self._my_guilds),
             ("GET", "/applications/@me", self._get_application),
             ("GET", "/oauth2/applications/@me", self._get_application),
             ("PATCH", "/applications/@me", self._edit_application),
@@ -61,6 +64,27 @@ class ApplicationRoutes:
         if recipient not in self._world.members:
             raise unknown(ErrorCode.UNKNOWN_MEMBER)
         return json_response(self._world.dm_channel(recipient))
+
+    async def _my_guilds(self, request: web.Request) -> web.Response:
+        """The guilds the bot is in (the one guild), paged by ``before``/``after``."""
+        limit = query_int(request, "limit", default=MY_GUILDS_MAX, low=1, high=MY_GUILDS_MAX)
+        before, after = query_snowflake(request, "before"), query_snowflake(request, "after")
+        guild = self._world.guild
+        partial: JSON = {
+            "id": guild["id"],
+            "name": guild["name"],
+            "icon": guild["icon"],
+            "banner": guild["banner"],
+            "owner": False,
+            "permissions": BOT_GUILD_PERMISSIONS,
+            "features": list(guild["features"]),
+        }
+        if request.query.get("with_counts", "").lower() == "true":
+            partial["approximate_member_count"] = len(self._world.members)
+            partial["approximate_presence_count"] = 0
+        guild_id = int(guild["id"])
+        listed = (before is None or guild_id < before) and (after is None or guild_id > after)
+        return json_response([partial][:limit] if listed else [])
 
     def _application_json(self) -> JSON:
         world = self._world

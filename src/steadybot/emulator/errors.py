@@ -51,6 +51,7 @@ _UNKNOWN_MESSAGES: dict[int, str] = {
     ErrorCode.UNKNOWN_GUILD: "Unknown Guild",
     ErrorCode.UNKNOWN_MEMBER: "Unknown Member",
     ErrorCode.UNKNOWN_MESSAGE: "Unknown Message",
+    ErrorCode.UNKNOWN_ROLE: "Unknown Role",
     ErrorCode.UNKNOWN_WEBHOOK: "Unknown Webhook",
     ErrorCode.UNKNOWN_INTERACTION: "Unknown interaction",
     UNKNOWN_APPLICATION_COMMAND: "Unknown application command",

@@ -239,6 +239,26 @@ class World:
             }
         self.guild["owner_id"] = next(iter(self.members), "")
 
+    def add_role(
+        self,
+        name: str,
+        *,
+        permissions: str = "0",
+        color: int = 0,
+        hoist: bool = False,
+        mentionable: bool = False,
+    ) -> JSON:
+        """Create a role as Discord does: at position 1, just above @everyone (the
+        roles at 1 and up move one up)."""
+        for role in self.roles.values():
+            if role["position"] >= 1:
+                role["position"] += 1
+        role = _role(self.ids.next(), name, permissions, 1, hoist=hoist)
+        role.update(color=color, mentionable=mentionable)
+        role["colors"]["primary_color"] = color
+        self.roles[role["id"]] = role
+        return role
+
     def add_channel(
         self,
         name: str,

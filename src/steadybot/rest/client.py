@@ -48,7 +48,7 @@ from steadybot.errors import (
     TransportError,
     Unauthorized,
 )
-from steadybot.models import Channel, Message, Role
+from steadybot.models import Channel, Guild, Member, Message, Role
 from steadybot.resilience.retry import RetryPolicy
 from steadybot.rest import routes
 from steadybot.rest.buckets import BucketManager
@@ -491,6 +491,55 @@ class RestClient:
         route = routes.GUILD_CREATE_CHANNEL.compile(guild_id=guild_id)
         raw = await self.request(route, json=body, reason=reason)
         return _decode(route, raw, Channel)
+
+    # --- members and roles (used by steadybot.members) ---------------------------------
+
+    async def list_my_guilds(self, *, limit: int = 200, after: str | None = None) -> list[Guild]:
+        """The guilds the bot is in, ascending by id after ``after`` (``limit`` 1-200)."""
+        route = routes.USER_LIST_GUILDS.compile()
+        query: dict[str, str | int | bool] = {"limit": limit}
+        if after is not None:
+            query["after"] = after
+        return await self._json(route, list[Guild], query=query)
+
+    async def list_members(
+        self, guild_id: str, *, limit: int = 1000, after: str | None = None
+    ) -> list[Member]:
+        """One page of the guild's members, ascending by user id after ``after``
+        (``limit`` 1-1000; Discord's default is 1, so always say how many)."""
+        route = routes.GUILD_LIST_MEMBERS.compile(guild_id=guild_id)
+        query: dict[str, str | int | bool] = {"limit": limit}
+        if after is not None:
+            query["after"] = after
+        return await self._json(route, list[Member], query=query)
+
+    async def get_member(self, guild_id: str, user_id: str) -> Member:
+        route = routes.GUILD_GET_MEMBER.compile(guild_id=guild_id, user_id=user_id)
+        return await self._json(route, Member)
+
+    async def add_member_role(
+        self, guild_id: str, user_id: str, role_id: str, *, reason: str | None = None
+    ) -> None:
+        route = routes.GUILD_ADD_MEMBER_ROLE.compile(
+            guild_id=guild_id, user_id=user_id, role_id=role_id
+        )
+        await self.request(route, reason=reason)
+
+    async def remove_member_role(
+        self, guild_id: str, user_id: str, role_id: str, *, reason: str | None = None
+    ) -> None:
+        route = routes.GUILD_REMOVE_MEMBER_ROLE.compile(
+            guild_id=guild_id, user_id=user_id, role_id=role_id
+        )
+        await self.request(route, reason=reason)
+
+    async def create_role(
+        self, guild_id: str, body: JSONBody, *, reason: str | None = None
+    ) -> Role:
+        """Create a role; ``body`` as Discord takes it (name, permissions, color, ...)."""
+        route = routes.GUILD_CREATE_ROLE.compile(guild_id=guild_id)
+        raw = await self.request(route, json=body, reason=reason)
+        return _decode(route, raw, Role)
 
     async def create_dm(self, user_id: str) -> Channel:
         route = routes.USER_CREATE_DM.compile()

@@ -23,11 +23,17 @@ __all__ = [
     "CHANNEL_GET_MESSAGE",
     "CHANNEL_LIST_MESSAGES",
     "GET_CURRENT_USER",
+    "GUILD_ADD_MEMBER_ROLE",
     "GUILD_CREATE_CHANNEL",
+    "GUILD_CREATE_ROLE",
+    "GUILD_GET_MEMBER",
     "GUILD_LIST_CHANNELS",
+    "GUILD_LIST_MEMBERS",
     "GUILD_LIST_ROLES",
+    "GUILD_REMOVE_MEMBER_ROLE",
     "INTERACTION_CALLBACK",
     "USER_CREATE_DM",
+    "USER_LIST_GUILDS",
     "WEBHOOK_CREATE_MESSAGE",
     "WEBHOOK_DELETE_MESSAGE",
     "WEBHOOK_EDIT_MESSAGE",
@@ -126,4 +132,10 @@ GUILD_LIST_CHANNELS = Route("GET", "/guilds/{guild_id}/channels")
 GUILD_LIST_ROLES = Route("GET", "/guilds/{guild_id}/roles")
 GUILD_CREATE_CHANNEL = Route("POST", "/guilds/{guild_id}/channels")
 USER_CREATE_DM = Route("POST", "/users/@me/channels")
+USER_LIST_GUILDS = Route("GET", "/users/@me/guilds")
+GUILD_LIST_MEMBERS = Route("GET", "/guilds/{guild_id}/members")
+GUILD_GET_MEMBER = Route("GET", "/guilds/{guild_id}/members/{user_id}")
+GUILD_ADD_MEMBER_ROLE = Route("PUT", "/guilds/{guild_id}/members/{user_id}/roles/{role_id}")
+GUILD_REMOVE_MEMBER_ROLE = Route("DELETE", "/guilds/{guild_id}/members/{user_id}/roles/{role_id}")
+GUILD_CREATE_ROLE = Route("POST", "/guilds/{guild_id}/roles")
 GET_CURRENT_USER = Route("GET", "/users/@me")
