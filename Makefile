@@ -35,6 +35,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/emulator/run.py
 	$(BIN)/python benchmarks/ratelimits/run.py
 	$(BIN)/python benchmarks/memory/run.py
+	$(BIN)/python benchmarks/coordination/run.py
+	$(BIN)/python -m benchmarks.crash.run
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
