@@ -1,53 +1,52 @@
-"""The Bot: handler registry, configuration, wiring and lifecycle.
+"""The Bot: the user's entry point: handlers, configuration, wiring and lifecycle.
 
 A Bot is what a user builds and decorates. The HTTP front door (:meth:`Bot.asgi`)
 runs each interaction with :meth:`Bot.handle` in the request's own task; other
 feeds (tests, later the gateway adapter) use :meth:`Bot.dispatch`, which starts a
 task. Either way the task is tracked, so shutdown can let in-flight work finish within
 ``shutdown_grace`` and nothing runs unowned.
+
+The Bot is a facade over parts with one job each, so this module reads as its public
+API: the handler registry (:mod:`steadybot.interactions.registry`), the tracked tasks
+and the shutdown grace (:mod:`steadybot._bot.work`), and the optional parts made on
+first use on the bot's clock — select resets, coordination, caches and members, the
+outbox, breakers (:mod:`steadybot._bot.parts`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-
+from steadybot._bot.dispatch import Dispatcher
+from steadybot._bot.parts import BotParts
+from steadybot._bot.work import TrackedWork
 from steadybot.cache import BoundedCache
 from steadybot.cache_registry import CacheRegistry, TtlSetting
 from steadybot.clock import Clock, SystemClock
-from steadybot.components.reset import ResetSettings, SelectResetManager
+from steadybot.components.reset import SelectResetManager
 from steadybot.config import Settings
-from steadybot.constants import EPHEMERAL_FLAG
-from steadybot.coordination.backends import coordination_from_settings
 from steadybot.coordination.contracts import Flights, Locks
 from steadybot.coordination.keyed import Priority
-from steadybot.interactions.context import Interaction
-from steadybot.interactions.defer import DeferMode, LatencyStatistics, LatencyTracker
+from steadybot.errors import ClockInUse
+from steadybot.interactions.defer import LatencyStatistics
 from steadybot.interactions.guards import GuardOptions, HandlerGuards, KeySource
 from steadybot.interactions.handlers import Handler, HandlerSpec
 from steadybot.interactions.payload import (
     AnyInteraction,
-    AutocompleteInteraction,
-    CommandInteraction,
-    ComponentInteraction,
-    ModalSubmitInteraction,
     PingInteraction,
 )
-from steadybot.interactions.responder import Responder, ResponderState
-from steadybot.interactions.routing import CustomIdPattern, RouteMatch, Router
-from steadybot.interactions.runner import run_handler
+from steadybot.interactions.registry import DeferSetting, HandlerRegistry
 from steadybot.interactions.sinks import InitialResponseSink
 from steadybot.interactions.statistics import RuntimeCounters, RuntimeStatistics
-from steadybot.members import MEMBER_CACHE_NAME, MemberCache
-from steadybot.observability.health import HealthMonitor, Status
+from steadybot.members import MemberCache
+from steadybot.observability.health import HealthMonitor
 from steadybot.observability.metrics import BotMetrics
 from steadybot.observability.watchdog import LoopWatchdog, handler_codes
 from steadybot.outbox import Outbox, OutboxRelay, OutboxSettings
-from steadybot.resilience.breaker import BreakerState, CircuitBreaker
+from steadybot.resilience.breaker import CircuitBreaker
 from steadybot.rest import RestClient, Transport
 
 if TYPE_CHECKING:
@@ -58,7 +57,6 @@ __all__ = ["Bot", "DeferSetting", "LifecycleHook"]
 
 log = logging.getLogger("steadybot.bot")
 
-DeferSetting = DeferMode | Literal["auto", "now", "never"]
 LifecycleHook = Callable[[], Awaitable[object]]
 
 
@@ -76,33 +74,52 @@ class Bot:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._transport = transport
         self.rest = RestClient.from_settings(self.settings, clock=self.clock, transport=transport)
-        self._router: Router[HandlerSpec] = Router()
+        self._registry = HandlerRegistry(self.settings, lambda: self.guards)
         self._counters = RuntimeCounters()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._work = TrackedWork()
         self._accepting = True
         self._app: InteractionsApp | None = None
-        self._resets: SelectResetManager | None = None
         self._metrics: BotMetrics | None = None
         self._health: HealthMonitor | None = None
         self._watchdog: LoopWatchdog | None = None
-        self._breakers: dict[str, CircuitBreaker] = {}
         self._on_start: list[LifecycleHook] = []
         self._on_close: list[LifecycleHook] = []
         self._started = False
-        self._guards: HandlerGuards | None = None  # coordination: made on first use
-        self._guards_measured = False  # its collector is registered (once per bot)
-        # --- outbox (use_outbox) ---
-        self._outbox: Outbox | None = None
-        self._outbox_relay: OutboxRelay | None = None
+        self._parts = BotParts(self, started=lambda: self._started)
+        self._dispatcher = Dispatcher(self, self._registry, self._counters, lambda: self.resets)
 
     def use_clock(self, clock: Clock) -> None:
         """Run on ``clock`` from now on (tests: share a ManualClock with the emulator).
-        Call before serving; the REST client is rebuilt on the new clock."""
+        The REST client is rebuilt on the new clock.
+
+        Call it right after building the bot, before anything is made on its clock:
+        once the bot has started or made its ASGI app, health monitor, resets,
+        coordination (``guards``, ``locks``, ``flights``, ``background``, a guarded
+        handler's first run), caches, members, outbox or a breaker, or once the REST
+        client has sent a request, this raises :class:`~steadybot.errors.ClockInUse`
+        naming them: those parts keep the clock they were made on (and a rebuilt one
+        would leave users holding the old part, its Redis connection unclosed).
+        Registering handlers is fine. Better still, pass ``clock=`` to :class:`Bot`."""
+        in_use = self._made_on_clock()
+        if in_use:
+            raise ClockInUse(
+                f"use_clock() after the bot made {', '.join(in_use)} on its clock: they "
+                "would keep the old one; call use_clock() first, or pass Bot(clock=...)"
+            )
         self.clock = clock
         self.rest = RestClient.from_settings(self.settings, clock=clock, transport=self._transport)
-        self._resets = None
-        self._health = None
-        self._guards = None
+
+    def _made_on_clock(self) -> list[str]:
+        """What holds the current clock (or REST client) already."""
+        made = ["the started bot"] if self._started else []
+        if self._app is not None:
+            made.append("asgi()")
+        if self._health is not None:
+            made.append("health")
+        made += self._parts.made()
+        if self.rest.statistics().requests:
+            made.append("REST requests")
+        return made
 
     # --- registration -------------------------------------------------------------------
 
@@ -122,14 +139,7 @@ class Bot:
 
         ``exclusive``/``serialize``/``priority``/``busy``: see :meth:`component`."""
         options = GuardOptions(exclusive, serialize, priority, busy)
-
-        def register(func: Handler) -> Handler:
-            spec = self._spec(path, func, defer, ephemeral)
-            self._guard(spec, options, component=False)
-            self._router.add_command(path, spec)
-            return func
-
-        return register
+        return self._registry.command(path, defer, ephemeral, options)
 
     def component(
         self,
@@ -160,7 +170,7 @@ class Bot:
         among the waiters (interactive before :meth:`background` work). See
         :mod:`steadybot.interactions.guards` and docs/coordination.md."""
         options = GuardOptions(exclusive, serialize, priority, busy)
-        return self._pattern_decorator(
+        return self._registry.pattern(
             "component", pattern, defer, ephemeral, reset=reset, guard=options
         )
 
@@ -178,50 +188,11 @@ class Bot:
         """Register a modal-submit handler by custom_id pattern (``exclusive`` & co.: see
         :meth:`component`)."""
         options = GuardOptions(exclusive, serialize, priority, busy)
-        return self._pattern_decorator("modal", pattern, defer, ephemeral, guard=options)
+        return self._registry.pattern("modal", pattern, defer, ephemeral, guard=options)
 
     def autocomplete(self, path: str, *, option: str | None = None) -> Callable[[Handler], Handler]:
         """Register an autocomplete handler for a command (and one option of it)."""
-
-        def register(func: Handler) -> Handler:
-            spec = self._spec(f"{path} [autocomplete]", func, DeferMode.NEVER, False)
-            self._router.add_autocomplete(path, option, spec)
-            return func
-
-        return register
-
-    def _pattern_decorator(
-        self,
-        kind: str,
-        pattern: str,
-        defer: DeferSetting,
-        ephemeral: bool,
-        *,
-        reset: bool | Literal["edit"] = False,
-        guard: GuardOptions | None = None,
-    ) -> Callable[[Handler], Handler]:
-        def register(func: Handler) -> Handler:
-            spec = self._spec(pattern, func, defer, ephemeral)
-            spec.reset = reset
-            if guard is not None:
-                self._guard(spec, guard, component=kind == "component")
-            add = self._router.add_component if kind == "component" else self._router.add_modal
-            compiled: CustomIdPattern = add(pattern, spec)
-            spec.require(compiled.names)
-            return func
-
-        return register
-
-    def _spec(self, name: str, func: Handler, defer: DeferSetting, ephemeral: bool) -> HandlerSpec:
-        settings = self.settings
-        tracker = LatencyTracker(
-            window=settings.latency_window,
-            min_samples=settings.latency_min_samples,
-            percentile=settings.adaptive_percentile,
-        )
-        return HandlerSpec(
-            name=name, func=func, defer=DeferMode(defer), ephemeral=ephemeral, tracker=tracker
-        )
+        return self._registry.autocomplete(path, option)
 
     def on_start(self, hook: LifecycleHook) -> LifecycleHook:
         """Run ``hook`` when the bot starts, before it takes interactions (in the order
@@ -251,10 +222,7 @@ class Bot:
         """Start handling ``payload`` as a tracked task; the sink gets the initial response."""
         if isinstance(payload, PingInteraction):
             raise ValueError("PING is answered by the front door")
-        task = asyncio.create_task(self.handle(payload, arrived_at=arrived_at, sink=sink))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return self._work.run(self.handle(payload, arrived_at=arrived_at, sink=sink))
 
     async def handle(
         self, payload: AnyInteraction, *, arrived_at: float, sink: InitialResponseSink
@@ -263,99 +231,13 @@ class Bot:
         :meth:`dispatch`'s), tracked for shutdown until the handler is done."""
         if isinstance(payload, PingInteraction):
             raise ValueError("PING is answered by the front door")
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-        try:
-            self._counters.add("interactions")
-            responder = Responder(
-                payload,
-                sink=sink,
-                rest=self.rest,
-                clock=self.clock,
-                settings=self.settings,
-                counters=self._counters,
-                arrived_at=arrived_at,
-                ephemeral=True,  # until a handler says otherwise
-            )
-            interaction = Interaction(payload, responder, rest=self.rest, clock=self.clock)
-            # Routed from the Interaction, which has parsed the command path once.
-            match = self._route(interaction)
-            if match is not None:
-                responder.ephemeral_default = match.handler.ephemeral
-                interaction.args = match.args
-                if match.handler.reset is True:
-                    interaction.menu_resets = self.resets
-            if match is None:
-                await self._answer_unknown(interaction)
-                return
-            values: Mapping[str, object] = (
-                {**interaction.options, **match.args} if match.args else interaction.options
-            )
-            await run_handler(
-                match.handler,
-                interaction,
-                values,
-                clock=self.clock,
-                settings=self.settings,
-                counters=self._counters,
-            )
-            if match.handler.reset:
-                self._reset_menu(interaction)
-        finally:
-            if task is not None:
-                self._tasks.discard(task)
+        with self._work.track():
+            await self._dispatcher.handle(payload, arrived_at=arrived_at, sink=sink)
 
     @property
     def resets(self) -> SelectResetManager:
         """The select-menu reset manager (made on first use)."""
-        if self._resets is None:
-            self._resets = SelectResetManager(
-                self.rest, clock=self.clock, settings=ResetSettings.from_settings(self.settings)
-            )
-            self.metrics.register(self._resets.collect)
-        return self._resets
-
-    def _reset_menu(self, interaction: Interaction) -> None:
-        """After a ``reset=True`` handler: the menu shows no pick again."""
-        message = interaction.message
-        if message is None:
-            return
-        if interaction.responder.state is ResponderState.MESSAGE_UPDATED:
-            self.resets.reset_in_answer()
-        elif message.flags & EPHEMERAL_FLAG:
-            log.warning(
-                "menu on ephemeral message %s: only an update() answer can reset it", message.id
-            )
-        else:
-            self.resets.request(message.channel_id or interaction.channel_id or "", message.id)
-
-    def _route(self, interaction: Interaction) -> RouteMatch[HandlerSpec] | None:
-        router = self._router
-        payload = interaction.payload
-        if isinstance(payload, AutocompleteInteraction):
-            return router.find_autocomplete(interaction.command_path, interaction.focused_option)
-        if isinstance(payload, CommandInteraction):
-            return router.find_command(interaction.command_path)
-        if isinstance(payload, ComponentInteraction):
-            return router.find_component(payload.data.custom_id)
-        if isinstance(payload, ModalSubmitInteraction):
-            return router.find_modal(payload.data.custom_id)
-        return None
-
-    async def _answer_unknown(self, interaction: Interaction) -> None:
-        self._counters.add("unknown_routes")
-        what = interaction.custom_id or " ".join(interaction.command_path) or "?"
-        log.warning(
-            "no handler for %s %r (interaction %s)", interaction.type.name, what, interaction.id
-        )
-        try:
-            if isinstance(interaction.payload, AutocompleteInteraction):
-                await interaction.autocomplete([])
-            else:
-                await interaction.respond(self.settings.unknown_route_message, ephemeral=True)
-        except Exception:
-            log.exception("could not answer the unknown route")
+        return self._parts.resets
 
     # --- introspection ----------------------------------------------------------------------
 
@@ -365,7 +247,7 @@ class Bot:
 
     def handler_specs(self) -> list[HandlerSpec]:
         """Every registered handler (metrics read their counts)."""
-        return list(self._router.handlers())
+        return list(self._registry.handlers())
 
     @property
     def health(self) -> HealthMonitor:
@@ -379,19 +261,7 @@ class Bot:
         on the bot's clock, made once per name; ``limits`` as :class:`CircuitBreaker`
         takes them. An open breaker makes the health verdict a warning (a feature is
         degraded) and every breaker is in the metrics."""
-        existing = self._breakers.get(name)
-        if existing is not None:
-            return existing
-        breaker = self._breakers[name] = CircuitBreaker(name, self.clock, **limits)
-
-        def check() -> tuple[Status, str] | None:
-            if breaker.state is BreakerState.CLOSED:
-                return None
-            return ("warning", f"breaker {name} is {breaker.state.value}: feature degraded")
-
-        self.health.register(check)
-        self.metrics.register(lambda: _breaker_metrics(breaker))
-        return breaker
+        return self._parts.breaker(name, limits)
 
     # --- outbox (outbox/) -------------------------------------------------------------------
 
@@ -400,33 +270,22 @@ class Bot:
         :attr:`outbox` and its relay (started and closed with the bot, in the metrics
         and the health verdict). Apply ``OUTBOX_MIGRATIONS`` first (``open_database``
         or ``await bot.outbox.migrate()`` in an ``on_start`` hook)."""
-        if self._outbox is not None:
-            raise RuntimeError("this bot already has an outbox")
-        outbox_settings = settings or OutboxSettings.from_settings(self.settings)
-        outbox = self._outbox = Outbox(database, clock=self.clock, settings=outbox_settings)
-        relay = self._outbox_relay = OutboxRelay(outbox, self.rest, clock=self.clock)
-        self.on_start(relay.start)
-        self.on_close(relay.close)
-        self.metrics.register(relay.collect)
-        self.health.register(relay.health_check)
-        return outbox
+        return self._parts.use_outbox(database, settings)
 
     @property
     def outbox(self) -> Outbox:
         """The outbox (:meth:`use_outbox` makes it): ``await bot.outbox.edit_original(
         conn, interaction, ...)`` inside the transaction that changes the state."""
-        if self._outbox is None:
-            raise RuntimeError("no outbox: call bot.use_outbox(database) first")
-        return self._outbox
+        return self._parts.outbox
 
     @property
     def outbox_relay(self) -> OutboxRelay | None:
-        return self._outbox_relay
+        return self._parts.outbox_relay
 
     @property
     def reset_manager(self) -> SelectResetManager | None:
         """The select-reset manager if one was made (``resets`` makes it)."""
-        return self._resets
+        return self._parts.reset_manager
 
     @property
     def metrics(self) -> BotMetrics:
@@ -439,32 +298,25 @@ class Bot:
         """Per-handler answer-latency snapshots."""
         return {
             spec.name: spec.tracker.statistics(self.settings.defer_after)
-            for spec in self._router.handlers()
+            for spec in self._registry.handlers()
         }
 
     @property
     def in_flight(self) -> int:
         """Handler runs and spawned work not finished yet."""
-        return len(self._tasks)
+        return len(self._work)
 
     @property
     def idle(self) -> bool:
         """Nothing running: no handler, no spawned work, no pending menu reset."""
-        return not self._tasks and (self._resets is None or not self._resets.pending)
+        resets = self._parts.reset_manager
+        return not self._work and (resets is None or not resets.pending)
 
     def spawn(self, work: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
         """Run ``work`` after the answer, tracked: kept alive until it ends (a bare
         ``create_task`` can be garbage-collected mid-way), waited for on shutdown like a
         handler, and counted by :attr:`in_flight`."""
-        task: asyncio.Task[object] = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._spawned_done)
-        return task
-
-    def _spawned_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("spawned work failed", exc_info=task.exception())
+        return self._work.spawn(work)
 
     # --- coordination: locks, single flight, guarded handlers, background work -----------
 
@@ -473,16 +325,7 @@ class Bot:
         """The coordination behind ``exclusive=``/``serialize=``, :attr:`locks`,
         :attr:`flights` and :meth:`background` (made on first use: Redis when
         ``redis_url`` is set, else in-process). Its statistics are in the metrics."""
-        if self._guards is None:
-            coordination = coordination_from_settings(self.settings, self.clock)
-            self._guards = HandlerGuards(coordination, clock=self.clock, settings=self.settings)
-            if not self._guards_measured:  # once: use_clock may make new guards
-                self._guards_measured = True
-                self.metrics.register(self._guard_metrics)
-        return self._guards
-
-    def _guard_metrics(self) -> Iterator[Metric]:
-        return iter(()) if self._guards is None else self._guards.collect()
+        return self._parts.guards
 
     @property
     def locks(self) -> Locks:
@@ -505,37 +348,12 @@ class Bot:
         same key, after ``delay`` seconds; tracked like :meth:`spawn`."""
         return self.spawn(self.guards.background(key, work, delay=delay))
 
-    def _guard(self, spec: HandlerSpec, options: GuardOptions, *, component: bool) -> None:
-        if not options.active:
-            if options.busy is not None:
-                raise ValueError(f"handler {spec.name!r}: busy= needs exclusive=")
-            return
-        options.check(spec.name, component=component)
-        name = spec.name
-
-        def guard(
-            interaction: Interaction, call: Callable[[], Awaitable[object]]
-        ) -> Awaitable[object]:
-            return self.guards.run(options, name, interaction, call)
-
-        spec.guard = guard
-
     # --- caches and the member cache (cache_registry.py, members.py) ------------------
-
-    _caches: CacheRegistry | None = None
-    _members: MemberCache | None = None
 
     @property
     def caches(self) -> CacheRegistry:
         """The bot's named caches (made on first use; started and closed with the bot)."""
-        if self._caches is None:
-            registry = self._caches = CacheRegistry(self.settings, lambda: self.clock)
-            self.on_start(registry.start)
-            self.on_close(registry.close)
-            self.metrics.register(registry.collect)
-            if self._started:  # first asked for after the start hooks ran
-                self.spawn(registry.start())
-        return self._caches
+        return self._parts.caches
 
     def cache(
         self, name: str, *, max_size: int | None = None, ttl: TtlSetting = None
@@ -544,42 +362,19 @@ class Bot:
         (``max_size`` and ``ttl`` default to ``STEADYBOT_CACHE_*``; ``ttl="never"``: no
         expiry). Annotate what it holds where you keep it:
         ``board: BoundedCache[list[Request]] = bot.cache("board", ttl=30)``."""
-        return self.caches.get(name, max_size=max_size, ttl=ttl)
+        return self._parts.cache(name, max_size, ttl)
 
     @property
     def members(self) -> MemberCache:
         """The member cache (:mod:`steadybot.members`): ``get``, ``pinned``, ``warm``,
         role writes that keep it right."""
-        if self._members is None:
-            settings = self.settings
-            cache = self.cache(
-                MEMBER_CACHE_NAME,
-                max_size=settings.member_cache_size,
-                ttl=settings.member_cache_ttl,
-            )
-            members = self._members = MemberCache.from_settings(
-                settings, lambda: self.rest, cache, clock=self.clock
-            )
-            self.on_close(members.close)
-            self.metrics.register(members.collect)
-        return self._members
+        return self._parts.members
 
     def warm_members(self, guild_id: str | None = None) -> None:
         """Warm the member cache when the bot starts, before it takes interactions:
         ``guild_id``'s members, or those of every guild the bot is in. A failed warm-up
         fails the start (a board that would fetch every member is not ready)."""
-        self.caches  # noqa: B018 - made now, so the caches start before the warm-up
-
-        async def warm_member_cache() -> None:
-            if guild_id is None:
-                await self.members.warm_all()
-            else:
-                await self.members.warm(guild_id)
-            self.members.start()  # the periodic refresh of what was warmed
-
-        self.on_start(warm_member_cache)
-
-    # --- end of caches ------------------------------------------------------------------
+        self._parts.warm_members(guild_id)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -601,12 +396,12 @@ class Bot:
             self._watchdog = LoopWatchdog(
                 interval=settings.watchdog_interval,
                 threshold=settings.watchdog_threshold,
-                handlers=lambda: handler_codes(self._router.handlers()),
+                handlers=lambda: handler_codes(self._registry.handlers()),
             )
             self._watchdog.start()
             watchdog = self._watchdog
             self.health.lag = lambda: max(watchdog.lags[-10:], default=0.0)
-            self.metrics.register(lambda: _watchdog_metrics(watchdog))
+            self.metrics.register(watchdog.collect)
         self.health.start()
         if not self._started:
             self._started = True
@@ -616,37 +411,12 @@ class Bot:
     async def close(self) -> None:
         """Stop taking work, give in-flight handlers ``shutdown_grace`` s, then close."""
         self._accepting = False
-        if self._tasks:
-            log.info(
-                "shutdown: waiting up to %.1fs for %d handler(s)",
-                self.settings.shutdown_grace,
-                len(self._tasks),
-            )
-            timer = asyncio.ensure_future(self.clock.sleep(self.settings.shutdown_grace))
-            try:
-                # Again while new work appears: a handler may spawn some in the grace.
-                while self._tasks and not timer.done():
-                    waiter = asyncio.ensure_future(asyncio.wait(set(self._tasks)))
-                    await asyncio.wait({waiter, timer}, return_when=asyncio.FIRST_COMPLETED)
-                    waiter.cancel()
-            finally:
-                timer.cancel()
-            unfinished = [task for task in self._tasks if not task.done()]
-            for task in unfinished:
-                task.cancel()
-            if unfinished:
-                log.warning(
-                    "shutdown: cancelled %d handler(s) past the grace period", len(unfinished)
-                )
-                await asyncio.gather(*unfinished, return_exceptions=True)
+        await self._work.drain(self.settings.shutdown_grace, self.clock)
         if self._health is not None:
             self._health.stop()
         if self._watchdog is not None:
             self._watchdog.stop()  # after the grace: a handler blocking shutdown is named
-        if self._resets is not None:
-            await self._resets.close()
-        if self._guards is not None:
-            await self._guards.close()
+        await self._parts.close()
         if self._started:
             self._started = False
             for hook in reversed(self._on_close):
@@ -655,40 +425,3 @@ class Bot:
                 except Exception:
                     log.exception("shutdown hook %s failed", getattr(hook, "__name__", hook))
         await self.rest.close()
-
-
-def _watchdog_metrics(watchdog: LoopWatchdog) -> Iterator[Metric]:
-    stats = watchdog.statistics()
-    yield GaugeMetricFamily(
-        "steadybot_event_loop_lag_seconds", "The last measured event-loop lag.", value=stats.lag
-    )
-    yield GaugeMetricFamily(
-        "steadybot_event_loop_lag_max_seconds",
-        "The largest event-loop lag measured since start.",
-        value=stats.max_lag,
-    )
-    yield CounterMetricFamily(
-        "steadybot_event_loop_blocked",
-        "Lag measurements over the watchdog's threshold.",
-        value=stats.blocked,
-    )
-
-
-def _breaker_metrics(breaker: CircuitBreaker) -> Iterator[Metric]:
-    stats = breaker.statistics()
-    state = GaugeMetricFamily(
-        "steadybot_breaker_open",
-        "1 when the breaker is open or probing (half-open), else 0.",
-        labels=["breaker"],
-    )
-    state.add_metric([breaker.name], 0.0 if stats.state is BreakerState.CLOSED else 1.0)
-    yield state
-    calls = CounterMetricFamily(
-        "steadybot_breaker_calls",
-        "Calls through the breaker, by result.",
-        labels=["breaker", "result"],
-    )
-    calls.add_metric([breaker.name, "failed"], stats.failures)
-    calls.add_metric([breaker.name, "rejected"], stats.rejected)
-    calls.add_metric([breaker.name, "all"], stats.calls)
-    yield calls

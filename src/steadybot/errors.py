@@ -157,3 +157,14 @@ class RateLimitWait(SteadybotError):
 
 class ServerError(DiscordHTTPError):
     """HTTP 5xx that survived the retry policy."""
+
+
+# --- the bot's clock (Bot.use_clock) ---------------------------------------------------
+class ClockInUse(SteadybotError):
+    """``Bot.use_clock()`` came after parts were made on the bot's old clock (caches,
+    locks, the health monitor, …); they would keep it. Call it first, or pass
+    ``Bot(clock=...)``."""
+
+
+__all__ += ["ClockInUse"]
+# --- end of the bot's clock ------------------------------------------------------------

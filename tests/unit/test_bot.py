@@ -11,6 +11,8 @@ from support import RecordingSink, command, component, harness, settings
 from steadybot import Bot, Interaction, UserFacingError
 from steadybot.clock import ManualClock, Timer
 from steadybot.config import Settings
+from steadybot.coordination.keyed import LockTimeout
+from steadybot.errors import ClockInUse
 from steadybot.interactions.payload import AnyInteraction
 
 
@@ -353,4 +355,82 @@ async def test_a_failing_start_hook_fails_the_start() -> None:
 
     with pytest.raises(RuntimeError, match="database unreachable"):
         await bot.start()
+    await bot.close()
+
+
+# --- use_clock: only before anything is made on the bot's clock ---------------------------
+
+
+def parts_made_on_the_clock() -> dict[str, Callable[[Bot], object]]:
+    async def nothing() -> None:
+        return None
+
+    return {
+        "guards": lambda bot: bot.locks,
+        "caches": lambda bot: bot.cache("board", ttl=30),
+        "members": lambda bot: bot.members,
+        "resets": lambda bot: bot.resets,
+        "health": lambda bot: bot.health,
+        "breaker": lambda bot: bot.breaker("db"),
+        "asgi": lambda bot: bot.asgi(),
+        "background": lambda bot: bot.guards.background("user:1", nothing),
+    }
+
+
+@pytest.mark.parametrize("part", sorted(parts_made_on_the_clock()))
+async def test_use_clock_after_a_part_was_made_on_the_old_clock_is_refused(part: str) -> None:
+    old = ManualClock()
+    bot = Bot(settings(), clock=old)
+    made = parts_made_on_the_clock()[part](bot)
+    if asyncio.iscoroutine(made):
+        made.close()  # background()'s work, never started
+    guards = bot.guards if part in {"guards", "background"} else None
+    with pytest.raises(ClockInUse, match=r"use_clock\(\) after the bot made") as refused:
+        bot.use_clock(ManualClock())
+    assert ("guards" if part == "background" else part) in str(refused.value)  # named
+    # Nothing was swapped or dropped: the part keeps running on the clock it was made
+    # on, and the bot still owns (and will close) what it made.
+    assert bot.clock is old
+    if guards is not None:
+        assert bot.guards is guards
+    await bot.close()
+
+
+async def test_use_clock_after_the_rest_client_sent_requests_is_refused() -> None:
+    h = harness()
+    bot = Bot(h.settings, clock=h.clock, transport=h.discord.transport())
+    await bot.rest.create_message("1", {"content": "hi"})
+    with pytest.raises(ClockInUse, match="REST requests"):
+        bot.use_clock(ManualClock())
+    await bot.close()
+
+
+async def test_use_clock_after_start_is_refused() -> None:
+    bot = Bot(settings(watchdog_enabled=False))
+    await bot.start()
+    with pytest.raises(ClockInUse, match="started"):
+        bot.use_clock(ManualClock())
+    await bot.close()
+
+
+async def test_parts_made_after_use_clock_run_on_the_new_clock() -> None:
+    bot = Bot(settings())
+
+    @bot.component("apply", exclusive="user")  # registering does not make the guards
+    async def apply(ix: Interaction) -> None:
+        await ix.respond("ok")
+
+    clock = ManualClock()
+    bot.use_clock(clock)
+    board = bot.cache("board", ttl=5)
+    board.set("k", 1)
+    await clock.advance(5.1)
+    assert board.get("k") is None  # expired on the new clock
+    async with bot.locks("order:1"):
+        waiting = asyncio.ensure_future(bot.locks("order:1", timeout=2).__aenter__())
+        await clock.advance(1.9)
+        assert not waiting.done()
+        await clock.advance(0.2)
+        with pytest.raises(LockTimeout):
+            await waiting
     await bot.close()

@@ -65,7 +65,7 @@ async def test_blocking_handler_is_named(caplog: pytest.LogCaptureFixture) -> No
     watchdog = LoopWatchdog(
         interval=INTERVAL,
         threshold=THRESHOLD,
-        handlers=lambda: handler_codes(bot._router.handlers()),
+        handlers=lambda: handler_codes(bot.handler_specs()),
     )
     watchdog.start()
     try:

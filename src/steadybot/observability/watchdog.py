@@ -42,10 +42,12 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import CodeType, FrameType
 from typing import Final
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from steadybot.errors import IllegalTransition
 
@@ -209,6 +211,23 @@ class LoopWatchdog:
             lag=self.lag,
             max_lag=self.max_lag,
             last_block=self.last_block,
+        )
+
+    def collect(self) -> Iterator[Metric]:
+        """Prometheus metrics of the lag measurements (the bot registers this)."""
+        stats = self.statistics()
+        yield GaugeMetricFamily(
+            "steadybot_event_loop_lag_seconds", "The last measured event-loop lag.", value=stats.lag
+        )
+        yield GaugeMetricFamily(
+            "steadybot_event_loop_lag_max_seconds",
+            "The largest event-loop lag measured since start.",
+            value=stats.max_lag,
+        )
+        yield CounterMetricFamily(
+            "steadybot_event_loop_blocked",
+            "Lag measurements over the watchdog's threshold.",
+            value=stats.blocked,
         )
 
     # --- lifecycle ------------------------------------------------------------------------

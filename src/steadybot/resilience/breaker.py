@@ -41,9 +41,11 @@ from __future__ import annotations
 import enum
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from steadybot.clock import Clock
 from steadybot.errors import UserFacingError
@@ -190,6 +192,27 @@ class CircuitBreaker:
             opened_count=self._opened_count,
             last_opened_at=self._last_opened_at,
         )
+
+    def collect(self) -> Iterator[Metric]:
+        """Prometheus metrics of this breaker, labelled ``breaker`` (the bot registers
+        this for every :meth:`~steadybot.Bot.breaker`)."""
+        stats = self.statistics()
+        state = GaugeMetricFamily(
+            "steadybot_breaker_open",
+            "1 when the breaker is open or probing (half-open), else 0.",
+            labels=["breaker"],
+        )
+        state.add_metric([self.name], 0.0 if stats.state is BreakerState.CLOSED else 1.0)
+        yield state
+        calls = CounterMetricFamily(
+            "steadybot_breaker_calls",
+            "Calls through the breaker, by result.",
+            labels=["breaker", "result"],
+        )
+        calls.add_metric([self.name, "failed"], stats.failures)
+        calls.add_metric([self.name, "rejected"], stats.rejected)
+        calls.add_metric([self.name, "all"], stats.calls)
+        yield calls
 
     async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
         """Run ``fn`` through the breaker; raise :class:`CircuitOpen` if it is open."""
