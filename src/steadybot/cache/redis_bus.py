@@ -47,6 +47,7 @@ from steadybot.cache.bus import (
     check_kind,
 )
 from steadybot.clock import Clock, SystemClock, within
+from steadybot.resilience.retry import backoff_ceiling
 
 if TYPE_CHECKING:
     from steadybot.config import Settings
@@ -360,7 +361,7 @@ class RedisInvalidationBus:
             self._published += 1
 
     def _backoff(self, failures: int) -> float:
-        ceiling = min(self._backoff_cap, self._backoff_base * 2.0 ** min(failures - 1, 30))
+        ceiling = backoff_ceiling(failures - 1, base=self._backoff_base, cap=self._backoff_cap)
         return ceiling / 2 + random.uniform(0, ceiling / 2)  # jitter: processes spread out
 
 
