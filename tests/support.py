@@ -1,22 +1,30 @@
-"""Shared test helpers: payload factories, a recording sink, a recording REST transport."""
+"""Shared test helpers: payload factories, a recording sink, a recording REST transport,
+and bots served to the emulator."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 
-from steadybot.clock import ManualClock
+from steadybot import Bot
+from steadybot.clock import Clock, ManualClock
 from steadybot.config import Settings
 from steadybot.interactions.payload import AnyInteraction, decode_interaction
 from steadybot.interactions.responder import Responder
 from steadybot.interactions.sinks import InitialResponseRejected
 from steadybot.interactions.statistics import RuntimeCounters
 from steadybot.rest import MockTransport, RestClient, TransportRequest, TransportResponse
+from steadybot.serving import serve_in_process
+
+if TYPE_CHECKING:
+    from steadybot.crowd import CrowdReport
+    from steadybot.emulator import Emulator
 
 APP_ID = "100000000000000001"
 TOKEN = "T" * 200  # interaction tokens are long; this one must never show up in logs
@@ -212,3 +220,37 @@ async def drive(clock: ManualClock, awaitable: Awaitable[T], *, step: float = 0.
         if clock.pending_sleepers:
             await clock.advance(step)
     return await task
+
+
+# --- bots served to the emulator ---------------------------------------------------------
+
+
+def emulator_bot(emulator: Emulator, clock: Clock | None = None, **overrides: object) -> Bot:
+    """A bot whose settings point at ``emulator``: its application, key, token and API."""
+    values: dict[str, object] = {
+        "application_id": emulator.application_id,
+        "public_key": emulator.public_key,
+        "token": emulator.bot_token,
+        "api_base": emulator.api_base,
+    }
+    values.update(overrides)
+    return Bot(Settings(**values), clock=clock)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def serving(emulator: Emulator, bot: Bot) -> AsyncIterator[None]:
+    """Serve ``bot`` over a real socket (its lifespan runs) as the emulator's endpoint."""
+    served = await serve_in_process(bot.asgi())
+    emulator.set_interactions_endpoint(served.url)
+    try:
+        yield
+    finally:
+        await served.stop()
+
+
+def assert_checks_pass(report: CrowdReport, *context: object) -> None:
+    """Every check of a crowd run passed and no simulated user failed; ``context`` is
+    shown beside the failed checks when one did not."""
+    failed = {name: check.detail for name, check in report.checks.items() if not check.ok}
+    assert not failed, (failed, *context) if context else failed
+    assert report.failed == 0

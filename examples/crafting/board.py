@@ -28,7 +28,7 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from examples.crafting.cards import PROFESSIONS, card, confirmation, notice, short
+from examples.crafting.cards import PROFESSIONS, card, confirm_prompt, confirmation, notice, short
 from examples.crafting.store import (
     CraftRequest,
     IllegalChange,
@@ -224,15 +224,9 @@ class Board:
             await self._claim(interaction, request, request.version)
             return
         self.pending.set(f"{user_id}:{request.id}", request.version)
-        confirm = {
-            "type": 2,
-            "style": 1,
-            "label": "Confirm",
-            "custom_id": f"craft:confirm:{request.id}",
-        }
         await interaction.respond(
             f"Take {request.item} ({short(request)})?",
-            components=[{"type": 1, "components": [confirm]}],
+            components=confirm_prompt(request.id),
         )
 
     async def confirm(self, interaction: Interaction, request_id: str) -> None:

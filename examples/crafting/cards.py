@@ -18,6 +18,7 @@ __all__ = [
     "PROFESSIONS",
     "TAG",
     "card",
+    "confirm_prompt",
     "confirmation",
     "notice",
     "short",
@@ -78,6 +79,11 @@ def notice(request: CraftRequest, why: str = "") -> str:
 def confirmation(request: CraftRequest, actor_id: str, what: str) -> str:
     """The public line the board posts for a change; deleted by the cleanup job."""
     return f"{CONFIRMATION_MARK} <@{actor_id}> {what} {request.item} ({short(request)})"
+
+
+def confirm_prompt(request_id: str) -> list[dict[str, Any]]:
+    """The components of the "are you sure?" answer to a claim: one Confirm button."""
+    return [{"type": 1, "components": [_button("Confirm", f"craft:confirm:{request_id}", style=1)]}]
 
 
 def _button(label: str, custom_id: str, *, style: int) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import asyncio
 from typing import Any
 
 from examples.crafting.board import DENIED, CraftingSettings, profession_roles
-from examples.crafting.cards import card, confirmation, notice, short
+from examples.crafting.cards import card, confirm_prompt, confirmation, notice, short
 from examples.crafting.store import CraftRequest, RequestState, RequestStore
 from steadybot import Bot, Interaction
 from steadybot.models import Member
@@ -100,15 +100,7 @@ class NaiveBoard:
             return
         self.pending[interaction.user_id or ""] = request_id
         self._log(interaction, "claim")
-        button = {
-            "type": 2,
-            "style": 1,
-            "label": "Confirm",
-            "custom_id": f"craft:confirm:{request_id}",
-        }
-        await interaction.respond(
-            f"Take {request.item}?", components=[{"type": 1, "components": [button]}]
-        )
+        await interaction.respond(f"Take {request.item}?", components=confirm_prompt(request_id))
 
     async def confirm(self, interaction: Interaction, request_id: str) -> None:
         request = self.store.get(request_id)

@@ -10,12 +10,12 @@ from types import ModuleType
 from typing import TypeVar
 
 import pytest
+from support import assert_checks_pass, serving
 
 from examples.crafting.scenario import Card, subcommand
 from steadybot.crowd import CrowdReport, run_crowd
 from steadybot.demo import demo_rate_limits, load_story
 from steadybot.emulator import Emulator, RateLimitSettings
-from steadybot.serving import serve_in_process
 
 T = TypeVar("T")
 USERS = 30
@@ -31,9 +31,7 @@ async def play(
     scenario.think = (0.1, 0.4)
     scenario.work = (0.1, 0.4)
     story.board.settings = story.settings.model_copy(update={"claim_ttl": 2.0})
-    served = await serve_in_process(bot.asgi())
-    emulator.set_interactions_endpoint(served.url)
-    try:
+    async with serving(emulator, bot):
         return await run_crowd(
             emulator,
             scenario,
@@ -44,8 +42,6 @@ async def play(
             # The first version leaves answers owed; its report need not wait long.
             settle_timeout=5.0 if naive else 20.0,
         )
-    finally:
-        await served.stop()
 
 
 @pytest.mark.timeout(120)
@@ -56,9 +52,7 @@ async def test_the_board_claims_each_request_once_and_shows_every_change() -> No
         story = load_story(emulator, "crafting")
         report = await play(emulator, story, naive=False)
         figures = story.figures(story.bot)
-    failed = {name: check.detail for name, check in report.checks.items() if not check.ok}
-    assert not failed, (failed, figures)
-    assert report.failed == 0
+    assert_checks_pass(report, figures)
     assert figures["members_warmed"] == 60
     assert figures["members_fetched_one_by_one"] == 0
     assert figures["claims"] > 0
@@ -86,9 +80,7 @@ async def test_a_double_click_on_confirm_claims_once_or_twice(naive: bool) -> No
     async with Emulator(seed=6, members=10, rate_limits=RateLimitSettings(enabled=False)) as emu:
         story = load_story(emu, "crafting")
         bot = story.naive_bot if naive else story.bot
-        served = await serve_in_process(bot.asgi())
-        emu.set_interactions_endpoint(served.url)
-        try:
+        async with serving(emu, bot):
             requester, crafter = emu.user_ids[5], emu.user_ids[1]
             scenario = story.scenario
             await scenario.setup(emu)  # crafters join; user 1 is a blacksmith
@@ -111,8 +103,6 @@ async def test_a_double_click_on_confirm_claims_once_or_twice(naive: bool) -> No
                     break
                 await asyncio.sleep(0.02)
             checks = scenario.checks(emu.snapshot(), [])
-        finally:
-            await served.stop()
     store = story.naive_board.store if naive else story.board.store
     assert store.claimed_twice() == ([request.id] if naive else [])
     assert checks["no request claimed twice"].ok is not naive, checks["no request claimed twice"]

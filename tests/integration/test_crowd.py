@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
-from support import settings
+from support import emulator_bot, serving
 
 from steadybot import Bot, Interaction
 from steadybot.crowd import (
@@ -18,7 +18,6 @@ from steadybot.crowd import (
     run_crowd,
 )
 from steadybot.emulator import Action, Emulator, Snapshot
-from steadybot.serving import serve_in_process
 
 
 class PingScenario:
@@ -53,21 +52,9 @@ def answer_ping_and_slowish(bot: Bot) -> None:
 @pytest.fixture
 async def emulator_and_bot() -> AsyncIterator[tuple[Emulator, Bot]]:
     async with Emulator(members=20) as emulator:
-        bot = Bot(
-            settings(
-                application_id=emulator.application_id,
-                public_key=emulator.public_key,
-                token=emulator.bot_token,
-                api_base=emulator.api_base,
-                defer_after=0.2,
-            )
-        )
-        served = await serve_in_process(bot.asgi())
-        emulator.set_interactions_endpoint(served.url)
-        try:
+        bot = emulator_bot(emulator, defer_after=0.2)
+        async with serving(emulator, bot):
             yield emulator, bot
-        finally:
-            await served.stop()
 
 
 async def test_crowd_report_counts_what_the_emulator_saw(

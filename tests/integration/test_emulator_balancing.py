@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
+from support import emulator_bot
 
-from steadybot import Bot, Interaction, Settings
+from steadybot import Bot, Interaction
 from steadybot.emulator import Emulator, RateLimitSettings
 from steadybot.serving import serve_in_process
 
 
 def bot_for(emulator: Emulator, name: str, seen: list[str]) -> Bot:
-    bot = Bot(
-        Settings(
-            application_id=emulator.application_id,
-            public_key=emulator.public_key,
-            token=emulator.bot_token,
-            api_base=emulator.api_base,
-        )
-    )
+    bot = emulator_bot(emulator)
 
     @bot.command("who")
     async def who(interaction: Interaction) -> None:

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from support import assert_checks_pass, emulator_bot, serving
 
 from examples.ladder.app import Ladder
 from examples.ladder.base import LadderBase
@@ -27,12 +28,10 @@ from examples.ladder.texts import (
 )
 from steadybot import Bot
 from steadybot.clock import ManualClock
-from steadybot.config import Settings
 from steadybot.crowd import CrowdReport, run_crowd
 from steadybot.demo import demo_rate_limits, load_story
 from steadybot.emulator import Emulator
 from steadybot.emulator.interactions import EmulatedInteraction
-from steadybot.serving import serve_in_process
 
 FAST = (0.0, 0.02)  # simulated round trips, short: the crowd runs in real time
 
@@ -41,28 +40,6 @@ def quick(scenario: LadderScenario) -> None:
     """People who think and type fast: the same steps in a fraction of the time."""
     scenario.pause = (0.02, 0.15)
     scenario.typing = (0.05, 0.2)
-
-
-def story_bot(emulator: Emulator, **settings: Any) -> Bot:
-    return Bot(
-        Settings(
-            application_id=emulator.application_id,
-            public_key=emulator.public_key,
-            token=emulator.bot_token,
-            api_base=emulator.api_base,
-            **settings,
-        )
-    )
-
-
-@asynccontextmanager
-async def serving(emulator: Emulator, bot: Bot) -> AsyncIterator[None]:
-    served = await serve_in_process(bot.asgi())  # lifespan: the ladder opens its database
-    emulator.set_interactions_endpoint(served.url)
-    try:
-        yield
-    finally:
-        await served.stop()
 
 
 async def crowd(
@@ -75,9 +52,7 @@ async def crowd(
 
 
 def assert_all_ok(report: CrowdReport) -> None:
-    failed = {name: check.detail for name, check in report.checks.items() if not check.ok}
-    assert not failed, failed
-    assert report.failed == 0
+    assert_checks_pass(report)
     assert report.followups.delivered == report.followups.sent
 
 
@@ -108,7 +83,7 @@ async def test_ladder_story_keeps_every_check_under_the_flaky_profile(
 @pytest.mark.timeout(120)
 async def test_answers_deferred_by_slow_database_work_all_land() -> None:
     async with Emulator(seed=8, members=20, faults="flaky") as emulator:
-        bot = story_bot(emulator, defer_after=0.05)
+        bot = emulator_bot(emulator, defer_after=0.05)
         ladder = Ladder(bot, latency=(0.06, 0.08))
         ladder.remote.slow_share = 0.0
         scenario = LadderScenario([ladder])
@@ -153,7 +128,7 @@ async def command(emulator: Emulator, user: str, path: str, **options: str) -> s
 @asynccontextmanager
 async def one_ladder(naive: bool = False) -> AsyncIterator[tuple[Emulator, LadderBase]]:
     async with Emulator(seed=6, members=5) as emulator:
-        bot = story_bot(emulator)
+        bot = emulator_bot(emulator)
         app: LadderBase = NaiveLadder(bot) if naive else Ladder(bot)
         app.remote.per_trip = (0.05, 0.05)  # both submits read before either writes
         app.remote.slow_share = 0.0

@@ -8,10 +8,10 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from support import emulator_bot
 
 from steadybot import Bot, ManualClock
 from steadybot.cache import BoundedCache, LocalInvalidationBus
-from steadybot.config import Settings
 from steadybot.emulator import Emulator, RateLimitSettings
 from steadybot.members import MemberCache, MemberNotFound
 from steadybot.models import Member
@@ -30,17 +30,7 @@ async def emulator() -> AsyncIterator[Emulator]:
 
 
 def make_bot(emulator: Emulator, clock: ManualClock | None = None, **settings: object) -> Bot:
-    return Bot(
-        Settings(
-            application_id=emulator.application_id,
-            public_key=emulator.public_key,
-            token=emulator.bot_token,
-            api_base=emulator.api_base,
-            watchdog_enabled=False,
-            **settings,  # type: ignore[arg-type]
-        ),
-        clock=clock,
-    )
+    return emulator_bot(emulator, clock, watchdog_enabled=False, **settings)
 
 
 def requests(emulator: Emulator, route: str) -> int:

@@ -9,6 +9,7 @@ import uuid
 import asyncpg
 import pytest
 from storage_fixtures import POSTGRES_URL
+from support import assert_checks_pass, serving
 
 from examples.ladder.app import Ladder
 from examples.ladder.store import RUN_SCHEMA_PREFIX
@@ -17,7 +18,6 @@ from steadybot.config import Settings
 from steadybot.crowd import run_crowd
 from steadybot.demo import demo_rate_limits, load_story
 from steadybot.emulator import Emulator
-from steadybot.serving import serve_in_process
 
 pytestmark = pytest.mark.services
 
@@ -51,9 +51,7 @@ async def test_ladder_story_on_postgresql(monkeypatch: pytest.MonkeyPatch) -> No
         story.scenario.pause = (0.02, 0.15)
         story.scenario.typing = (0.05, 0.2)
         story.ladder.remote.per_trip = (0.0, 0.02)
-        served = await serve_in_process(story.bot.asgi())
-        emulator.set_interactions_endpoint(served.url)
-        try:
+        async with serving(emulator, story.bot):
             schema = str(story.ladder.figures()["database"]).split("schema ")[1].split(",")[0]
             assert schema in await schemas(RUN_SCHEMA_PREFIX)
             report = await run_crowd(
@@ -64,11 +62,7 @@ async def test_ladder_story_on_postgresql(monkeypatch: pytest.MonkeyPatch) -> No
                 seed=11,
                 bot_idle=lambda: story.bot.idle,
             )
-        finally:
-            await served.stop()
-    failed = {name: check.detail for name, check in report.checks.items() if not check.ok}
-    assert not failed, failed
-    assert report.failed == 0
+    assert_checks_pass(report)
     assert story.figures(story.bot)["database"] == f"postgresql (schema {schema}, dropped at close)"
     assert schema not in await schemas(RUN_SCHEMA_PREFIX)  # nothing left behind
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from steadybot.clock import ManualClock
-from steadybot.resilience.retry import RetryBudget, RetryPolicy, retry_call
+from steadybot.resilience.retry import RetryBudget, RetryPolicy, backoff_ceiling, retry_call
 
 
 class Flaky(Exception):
@@ -211,3 +211,11 @@ async def test_without_a_budget_only_the_policy_limits() -> None:
     fn = Script(clock, failures=4)
     assert await run_to_end(clock, call_with(clock, fn)) == "done"
     assert len(fn.calls) == 5
+
+
+def test_the_backoff_ceiling_doubles_from_base_up_to_cap() -> None:
+    ceilings = [backoff_ceiling(n, base=0.5, cap=3.0) for n in range(-1, 5)]
+    assert ceilings == [0.25, 0.5, 1.0, 2.0, 3.0, 3.0]
+    assert backoff_ceiling(10_000, base=1e-9, cap=7.0) == 7.0  # no overflow far out
+    policy = RetryPolicy(base=0.5, cap=3.0)
+    assert [policy.ceiling(n) for n in range(5)] == ceilings[1:]

@@ -29,6 +29,7 @@ __all__ = [
     "InvalidationKind",
     "InvalidationListener",
     "LocalInvalidationBus",
+    "Subscribers",
     "check_kind",
 ]
 
@@ -90,7 +91,7 @@ class LocalInvalidationBus:
     """
 
     def __init__(self) -> None:
-        self._listeners: dict[str, list[InvalidationListener]] = {}
+        self._listeners = Subscribers()
         self.published = 0
 
     def publish(
@@ -99,30 +100,53 @@ class LocalInvalidationBus:
         check_kind(kind)
         self.published += 1
         message = Invalidation(cache_name, kind, value, origin)
-        # A copy: a listener may unsubscribe while we deliver.
-        for listener in list(self._listeners.get(cache_name, ())):
+        for listener in self._listeners.of(cache_name):
             listener(message)
 
     def subscribe(self, cache_name: str, listener: InvalidationListener) -> Callable[[], None]:
-        self._listeners.setdefault(cache_name, []).append(listener)
-
-        def unsubscribe() -> None:
-            listeners = self._listeners.get(cache_name)
-            if listeners is not None and listener in listeners:
-                listeners.remove(listener)
-                if not listeners:
-                    del self._listeners[cache_name]  # no per-name leftovers
-
-        return unsubscribe
+        return self._listeners.subscribe(cache_name, listener)
 
     def subscribers(self, cache_name: str) -> int:
-        return len(self._listeners.get(cache_name, ()))
+        return len(self._listeners.of(cache_name))
 
     async def start(self) -> None:
         """Nothing to start: delivery is synchronous."""
 
     async def close(self) -> None:
         self._listeners.clear()
+
+
+class Subscribers:
+    """The listeners of each cache name, for a bus to deliver to (both buses keep theirs
+    here; how a listener's failure is handled stays each bus's own choice)."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, list[InvalidationListener]] = {}
+
+    def subscribe(self, cache_name: str, listener: InvalidationListener) -> Callable[[], None]:
+        """Add ``listener`` for ``cache_name``; returns the function that removes it."""
+        self._by_name.setdefault(cache_name, []).append(listener)
+
+        def unsubscribe() -> None:
+            listeners = self._by_name.get(cache_name)
+            if listeners is not None and listener in listeners:
+                listeners.remove(listener)
+                if not listeners:
+                    del self._by_name[cache_name]  # no per-name leftovers
+
+        return unsubscribe
+
+    def of(self, cache_name: str) -> list[InvalidationListener]:
+        """A copy of the listeners of ``cache_name``: one may unsubscribe while a bus
+        delivers."""
+        return list(self._by_name.get(cache_name, ()))
+
+    def names(self) -> list[str]:
+        """The cache names with a listener now (a copy)."""
+        return list(self._by_name)
+
+    def clear(self) -> None:
+        self._by_name.clear()
 
 
 def check_kind(kind: str) -> None:

@@ -39,8 +39,15 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError
 
-from steadybot.cache.bus import Invalidation, InvalidationKind, InvalidationListener, check_kind
+from steadybot.cache.bus import (
+    Invalidation,
+    InvalidationKind,
+    InvalidationListener,
+    Subscribers,
+    check_kind,
+)
 from steadybot.clock import Clock, SystemClock, within
+from steadybot.resilience.retry import backoff_ceiling
 
 if TYPE_CHECKING:
     from steadybot.config import Settings
@@ -128,7 +135,7 @@ class RedisInvalidationBus:
         self._backoff_cap = backoff_cap
         self._close_timeout = close_timeout
         self._clear_on_reconnect = clear_on_reconnect
-        self._listeners: dict[str, list[InvalidationListener]] = {}
+        self._listeners = Subscribers()
         self._pending: collections.deque[bytes] = collections.deque()
         self._pubsub: PubSub | None = None
         self._listener: asyncio.Task[None] | None = None
@@ -173,16 +180,7 @@ class RedisInvalidationBus:
             self._wake.set()
 
     def subscribe(self, cache_name: str, listener: InvalidationListener) -> Callable[[], None]:
-        self._listeners.setdefault(cache_name, []).append(listener)
-
-        def unsubscribe() -> None:
-            listeners = self._listeners.get(cache_name)
-            if listeners is not None and listener in listeners:
-                listeners.remove(listener)
-                if not listeners:
-                    del self._listeners[cache_name]
-
-        return unsubscribe
+        return self._listeners.subscribe(cache_name, listener)
 
     async def start(self) -> None:
         """Subscribe (if Redis answers; otherwise keep trying in the background) and
@@ -309,7 +307,7 @@ class RedisInvalidationBus:
         self._reconnects += 1
         log.info("cache invalidation bus: subscribed again after losing the connection")
         if self._clear_on_reconnect:
-            for cache_name in list(self._listeners):
+            for cache_name in self._listeners.names():
                 self._dispatch(Invalidation(cache_name, "prefix", ""))
 
     def _deliver(self, data: bytes | str) -> None:
@@ -324,7 +322,7 @@ class RedisInvalidationBus:
         self._dispatch(Invalidation(message.c, message.k, message.v, message.o))
 
     def _dispatch(self, message: Invalidation) -> None:
-        for listener in list(self._listeners.get(message.cache, ())):
+        for listener in self._listeners.of(message.cache):
             try:
                 listener(message)
             except Exception:
@@ -363,7 +361,7 @@ class RedisInvalidationBus:
             self._published += 1
 
     def _backoff(self, failures: int) -> float:
-        ceiling = min(self._backoff_cap, self._backoff_base * 2.0 ** min(failures - 1, 30))
+        ceiling = backoff_ceiling(failures - 1, base=self._backoff_base, cap=self._backoff_cap)
         return ceiling / 2 + random.uniform(0, ceiling / 2)  # jitter: processes spread out
 
 

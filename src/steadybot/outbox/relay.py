@@ -52,6 +52,7 @@ from steadybot.outbox.delivery import (
 from steadybot.outbox.models import DeliveryKind, DeliveryRoute, OutboxStatistics
 from steadybot.outbox.settings import OutboxSettings
 from steadybot.outbox.store import ClaimedItem, Outbox
+from steadybot.resilience.retry import backoff_ceiling
 from steadybot.rest import RestClient
 
 __all__ = ["OutboxRelay"]
@@ -296,7 +297,9 @@ class OutboxRelay:
 
     def _next_attempt(self, item: ClaimedItem) -> float:
         settings = self.settings
-        ceiling = min(settings.backoff_cap, settings.backoff_base * 2 ** (item.attempts - 1))
+        ceiling = backoff_ceiling(
+            item.attempts - 1, base=settings.backoff_base, cap=settings.backoff_cap
+        )
         at = self._clock.time() + self._rng.uniform(0, ceiling)  # full jitter
         if item.kind.uses_token and item.expires_at is not None and at > item.expires_at:
             # Past the token's life only the fallback is left: try it right at expiry.

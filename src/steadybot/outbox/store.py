@@ -179,7 +179,8 @@ class Outbox:
         # already acknowledged), and keep the runtime from writing its done message.
         interaction.responder.delegate_answer()
         await interaction.defer(update=False)
-        item = self._interaction_item(
+        return await self._enqueue_interaction(
+            conn,
             interaction,
             DeliveryKind.EDIT_ORIGINAL,
             body,
@@ -187,8 +188,6 @@ class Outbox:
             ephemeral=interaction.responder.ephemeral_default,
             fallback=fallback,
         )
-        await self.enqueue(conn, item)
-        return item
 
     async def followup(
         self,
@@ -213,7 +212,8 @@ class Outbox:
             ephemeral=is_ephemeral,
             allowed_mentions=None,
         )
-        item = self._interaction_item(
+        return await self._enqueue_interaction(
+            conn,
             interaction,
             DeliveryKind.FOLLOWUP,
             body,
@@ -221,8 +221,6 @@ class Outbox:
             ephemeral=is_ephemeral,
             fallback=fallback,
         )
-        await self.enqueue(conn, item)
-        return item
 
     async def channel_message(
         self,
@@ -244,8 +242,9 @@ class Outbox:
         await self.enqueue(conn, item)
         return item
 
-    def _interaction_item(
+    async def _enqueue_interaction(
         self,
+        conn: Connection,
         interaction: Interaction,
         kind: DeliveryKind,
         body: Mapping[str, Any],
@@ -254,9 +253,11 @@ class Outbox:
         ephemeral: bool,
         fallback: bool,
     ) -> OutboxItem:
+        """Record ``body`` as ``kind`` for ``interaction`` (its token, expiry, channel and
+        fallback target) in the caller's transaction; the item, recorded or a duplicate."""
         payload = interaction.payload
         responder = interaction.responder
-        return OutboxItem(
+        item = OutboxItem(
             key=key,
             kind=kind,
             payload=body,
@@ -270,6 +271,8 @@ class Outbox:
             fallback=fallback,
             fallback_channel_id=responder.fallback_channel_id,
         )
+        await self.enqueue(conn, item)
+        return item
 
     def token_expiry(self, arrived_at: float) -> float:
         """Wall-clock time after which the relay must not use a token of an interaction
@@ -402,16 +405,7 @@ class Outbox:
 
     async def mark_route(self, item: ClaimedItem, relay_id: str, route: DeliveryRoute) -> bool:
         """Record (and commit) which way the attempt is about to go, before it goes."""
-        changed = await self.database.execute(
-            "UPDATE outbox_items SET attempt_route = $1 "
-            "WHERE id = $2 AND state = $3 AND claimed_by = $4 AND claimed_at = $5",
-            str(route),
-            item.id,
-            str(OutboxState.SENDING),
-            relay_id,
-            item.claimed_at,
-        )
-        return changed == 1
+        return await self._fenced(item, relay_id, "attempt_route = $1", str(route))
 
     async def finish_delivered(
         self,
@@ -425,45 +419,34 @@ class Outbox:
     ) -> bool:
         """SENDING → DELIVERED, only if this relay still owns the claim (a fence: a
         relay whose lease lapsed cannot overwrite its successor). Erases the token."""
-        now = self.clock.time()
-        changed = await self.database.execute(
-            "UPDATE outbox_items SET state = $1, delivered_at = $2, delivered_via = $3, "
-            "message_id = $4, resolution = COALESCE($5, resolution), "
-            "last_error = COALESCE($6, last_error), token = NULL, ended_at = $2, "
-            "lease_until = NULL WHERE id = $7 AND state = $8 AND claimed_by = $9 "
-            "AND claimed_at = $10",
+        return await self._fenced(
+            item,
+            relay_id,
+            "state = $1, delivered_at = $2, delivered_via = $3, message_id = $4, "
+            "resolution = COALESCE($5, resolution), last_error = COALESCE($6, last_error), "
+            "token = NULL, ended_at = $2, lease_until = NULL",
             str(OutboxState.DELIVERED),
-            now,
+            self.clock.time(),
             str(route),
             message_id,
             resolution,
             note,
-            item.id,
-            str(OutboxState.SENDING),
-            relay_id,
-            item.claimed_at,
         )
-        return changed == 1
 
     async def finish_dead(
         self, item: ClaimedItem, relay_id: str, *, reason: str, resolution: str | None = None
     ) -> bool:
         """SENDING → DEAD with a reason (fenced like :meth:`finish_delivered`)."""
-        now = self.clock.time()
-        changed = await self.database.execute(
-            "UPDATE outbox_items SET state = $1, dead_reason = $2, ended_at = $3, "
-            "resolution = COALESCE($4, resolution), token = NULL, lease_until = NULL "
-            "WHERE id = $5 AND state = $6 AND claimed_by = $7 AND claimed_at = $8",
+        return await self._fenced(
+            item,
+            relay_id,
+            "state = $1, dead_reason = $2, ended_at = $3, "
+            "resolution = COALESCE($4, resolution), token = NULL, lease_until = NULL",
             str(OutboxState.DEAD),
             reason,
-            now,
+            self.clock.time(),
             resolution,
-            item.id,
-            str(OutboxState.SENDING),
-            relay_id,
-            item.claimed_at,
         )
-        return changed == 1
 
     async def reschedule(
         self,
@@ -476,14 +459,28 @@ class Outbox:
     ) -> bool:
         """SENDING → PENDING, due again at wall-clock ``at`` (fenced). The attempt is
         over (it failed, with an answer), so it is no longer in doubt."""
-        changed = await self.database.execute(
-            "UPDATE outbox_items SET state = $1, next_attempt_at = $2, last_error = $3, "
-            "resolution = COALESCE($4, resolution), lease_until = NULL, attempt_route = NULL "
-            "WHERE id = $5 AND state = $6 AND claimed_by = $7 AND claimed_at = $8",
+        return await self._fenced(
+            item,
+            relay_id,
+            "state = $1, next_attempt_at = $2, last_error = $3, "
+            "resolution = COALESCE($4, resolution), lease_until = NULL, attempt_route = NULL",
             str(OutboxState.PENDING),
             at,
             error,
             resolution,
+        )
+
+    async def _fenced(
+        self, item: ClaimedItem, relay_id: str, assignments: str, *values: object
+    ) -> bool:
+        """``UPDATE ... SET assignments`` (placeholders ``$1..$n`` for ``values``), only
+        while ``relay_id`` still holds this claim of ``item``: the fence every relay
+        statement after :meth:`claim` goes through. True when the row was changed."""
+        n = len(values)
+        changed = await self.database.execute(
+            f"UPDATE outbox_items SET {assignments} WHERE id = ${n + 1} AND state = ${n + 2} "
+            f"AND claimed_by = ${n + 3} AND claimed_at = ${n + 4}",
+            *values,
             item.id,
             str(OutboxState.SENDING),
             relay_id,

@@ -7,7 +7,13 @@ from steadybot.resilience.breaker import (
     CircuitBreaker,
     CircuitOpen,
 )
-from steadybot.resilience.retry import RetryBudget, RetryBudgetStatistics, RetryPolicy, retry_call
+from steadybot.resilience.retry import (
+    RetryBudget,
+    RetryBudgetStatistics,
+    RetryPolicy,
+    backoff_ceiling,
+    retry_call,
+)
 from steadybot.resilience.taxonomy import (
     DEFAULT_USER_MESSAGES,
     LOG_LEVELS,
@@ -36,6 +42,7 @@ __all__ = [
     "RetryBudgetStatistics",
     "RetryPolicy",
     "TransientError",
+    "backoff_ceiling",
     "classify",
     "is_transient",
     "retry_call",

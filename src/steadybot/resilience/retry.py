@@ -28,9 +28,22 @@ if TYPE_CHECKING:
     from steadybot.clock import Clock
     from steadybot.config import Settings
 
-__all__ = ["RetryBudget", "RetryBudgetStatistics", "RetryPolicy", "retry_call"]
+__all__ = [
+    "RetryBudget",
+    "RetryBudgetStatistics",
+    "RetryPolicy",
+    "backoff_ceiling",
+    "retry_call",
+]
 
 T = TypeVar("T")
+
+
+def backoff_ceiling(attempt: int, *, base: float, cap: float) -> float:
+    """The largest wait after failed attempt number ``attempt`` (0-based): ``base``
+    doubled per attempt, never above ``cap``. Every backoff in steadybot grows by this
+    one formula; callers add the jitter their case wants."""
+    return min(cap, base * 2.0 ** min(attempt, 62))  # the bound keeps 2**n a float
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +70,7 @@ class RetryPolicy:
 
     def ceiling(self, attempt: int) -> float:
         """The largest wait after failed attempt number ``attempt`` (0-based)."""
-        return min(self.cap, self.base * 2.0 ** min(attempt, 62))
+        return backoff_ceiling(attempt, base=self.base, cap=self.cap)
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """A full-jitter wait after failed attempt number ``attempt`` (0-based)."""

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from steadybot.clock import Clock
+from steadybot.resilience.retry import backoff_ceiling
 from steadybot.storage.errors import (
     StorageError,
     TransactionAborted,
@@ -295,9 +296,9 @@ class Database(abc.ABC):
     def _backoff(self, attempt: int) -> float:
         if attempt <= 1:
             return 0.0
-        ceiling = min(
-            self._options.retry_backoff_cap,
-            self._options.retry_backoff_base * 2 ** (attempt - 2),
+        options = self._options
+        ceiling = backoff_ceiling(
+            attempt - 2, base=options.retry_backoff_base, cap=options.retry_backoff_cap
         )
         return self._random.uniform(0, ceiling)  # full jitter: racers spread out
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from steadybot.clock import Clock, Timer
+from steadybot.resilience.retry import backoff_ceiling
 from steadybot.storage.database import Database
 from steadybot.storage.errors import StorageError
 
@@ -243,8 +244,8 @@ class BatchedWriter:
                         if len(self._buffer) < self._max_rows:
                             break
                 except StorageError as exc:
-                    delay = min(
-                        self._retry_cap, self._max_delay * 2 ** (self._consecutive_failures - 1)
+                    delay = backoff_ceiling(
+                        self._consecutive_failures - 1, base=self._max_delay, cap=self._retry_cap
                     )
                     log.warning(
                         "batched writer %s: a batch failed (%s: %s); %d rows kept, retry in %.2fs",

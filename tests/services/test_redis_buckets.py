@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -25,34 +22,14 @@ from steadybot.rest.slots import Claim
 
 pytestmark = pytest.mark.services
 
-REDIS_URL = os.environ.get("STEADYBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 HAMMER = Path(__file__).with_name("hammer.py")
 
 
-@pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    client = Redis.from_url(REDIS_URL)
-    try:
-        await client.ping()
-    except Exception as exc:  # any failure to reach it
-        await client.aclose()
-        if os.environ.get("STEADYBOT_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"Redis is required (STEADYBOT_REQUIRE_SERVICES=1) but: {exc}")
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-def namespace() -> str:
-    return f"steadybot-test:{uuid.uuid4().hex}"
-
-
 async def test_take_is_shared_between_two_stores_and_all_or_nothing(
-    redis: Redis, namespace: str
+    redis: Redis, redis_url: str, namespace: str
 ) -> None:
     one = RedisSlotStore(redis, namespace=namespace, token="t")
-    two = RedisSlotStore(Redis.from_url(REDIS_URL), namespace=namespace, token="t")
+    two = RedisSlotStore(Redis.from_url(redis_url), namespace=namespace, token="t")
     other_token = RedisSlotStore(redis, namespace=namespace, token="u")
     claim = Claim("bucket:1", 3, 10.0)
     try:
@@ -122,13 +99,13 @@ async def run_two_processes(emulator: Emulator, redis_url: str, namespace: str) 
 
 @pytest.mark.timeout(60)
 async def test_two_processes_sharing_one_token_through_redis_meet_no_429(
-    redis: Redis, namespace: str
+    redis_url: str, namespace: str
 ) -> None:
     # One fast bucket so the test takes seconds: 5 creates per 0.5 s per channel.
     limits = RateLimitSettings()
     limits.buckets["message-create"] = BucketLimit(5, 0.5)
     async with Emulator(clock=SystemClock(), members=5, rate_limits=limits) as emulator:
-        shared = await run_two_processes(emulator, REDIS_URL, namespace)
+        shared = await run_two_processes(emulator, redis_url, namespace)
         rejected_shared = dict(emulator.statistics().rate_limited)
         # The control: the same two processes, each with only its own in-process slots.
         alone = await run_two_processes(emulator, "", namespace)
