@@ -262,15 +262,21 @@ def credits_reconcile(database_url: str | None, overdue_grace: float | None) -> 
     from rich.console import Console
 
     from steadybot.config import Settings
-    from steadybot.credits import Ledger, ReconcileReport
+    from steadybot.credits import LEDGER_SCOPE, Ledger, ReconcileReport
     from steadybot.credits.render import reconcile_table
     from steadybot.storage import StorageError, open_database
+    from steadybot.storage.migrations import applied_versions
 
     settings = Settings()
 
     async def run() -> ReconcileReport:
         database = await open_database(database_url, settings=settings)
         try:
+            if not await applied_versions(database, LEDGER_SCOPE):
+                raise StorageError(
+                    "this database has no credits ledger (its migrations, scope "
+                    f"{LEDGER_SCOPE!r}, were never applied here)"
+                )
             return await Ledger.from_settings(database, settings).reconcile(
                 overdue_grace=overdue_grace
             )

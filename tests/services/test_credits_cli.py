@@ -49,3 +49,12 @@ def test_reconcile_command_explains_a_bad_url() -> None:
     result = CliRunner().invoke(main, ["credits", "reconcile", "--database-url", "mysql://x/y"])
     assert result.exit_code == 1
     assert "unsupported database scheme 'mysql'" in result.output
+
+
+async def test_reconcile_command_says_when_a_database_has_no_ledger(database_url: str) -> None:
+    result = await asyncio.to_thread(
+        CliRunner().invoke, main, ["credits", "reconcile", "--database-url", database_url]
+    )
+    assert result.exit_code == 1
+    assert "has no credits ledger" in result.output
+    assert "Traceback" not in result.output

@@ -26,7 +26,7 @@ from steadybot.storage.errors import MigrationError
 if TYPE_CHECKING:
     from steadybot.storage.database import Connection, Database
 
-__all__ = ["MIGRATIONS_TABLE", "Migration", "apply_migrations"]
+__all__ = ["MIGRATIONS_TABLE", "Migration", "applied_versions", "apply_migrations"]
 
 MIGRATIONS_TABLE: Final = "schema_migrations"
 
@@ -122,3 +122,23 @@ async def apply_migrations(database: Database, migrations: Sequence[Migration]) 
             )
         applied.append(migration.version)
     return applied
+
+
+async def applied_versions(database: Database, scope: str) -> list[int]:
+    """The versions of ``scope`` recorded as applied, ascending; empty when none were
+    (or no migration ever ran on this database). For tools that read a package's
+    tables and want to say "not set up here" instead of "no such table"."""
+    async with database.transaction() as connection:
+        exists = await connection.fetchval(_TABLE_EXISTS[database.dialect], MIGRATIONS_TABLE)
+        if not exists:
+            return []
+        rows = await connection.fetch(
+            f"SELECT version FROM {MIGRATIONS_TABLE} WHERE scope = $1 ORDER BY version", scope
+        )
+    return [int(row["version"]) for row in rows]
+
+
+_TABLE_EXISTS: Final = {
+    "sqlite": "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = $1",
+    "postgresql": "SELECT to_regclass($1) IS NOT NULL",
+}
