@@ -226,3 +226,26 @@ async def test_entries_are_append_only(database: Database, ledger: Ledger) -> No
         await database.execute("UPDATE credit_entries SET posted_delta = 99")
     with pytest.raises(StorageError, match="append-only"):
         await database.execute("DELETE FROM credit_entries")
+
+
+async def test_a_refused_post_in_the_callers_transaction_leaves_its_key_free(
+    ledger: Ledger, database: Database
+) -> None:
+    # A handler may catch the refusal and commit the rest of its transaction (say, an
+    # outbox message "that was too much"); the refused request must not commit its key.
+    await ledger.open_account("user:1")
+    await ledger.deposit("user:1", 100, key="d")
+    held = await ledger.reserve("user:1", 30, timeout=60, key="r")
+    async with database.transaction() as conn:
+        with pytest.raises(ExceedsReservation):
+            await ledger.post(held.id, 40, key="p", conn=conn)
+    # The same request, retried, is refused again (not replayed as an empty result)...
+    with pytest.raises(ExceedsReservation):
+        await ledger.post(held.id, 40, key="p")
+    # ...and the key is free for the request that is right.
+    async with database.transaction() as conn:
+        await ledger.post(held.id, 40 - 10, key="p2", conn=conn)
+    posted = await ledger.post(held.id, 30, key="p2")
+    assert posted.state is ReservationState.POSTED
+    assert (await ledger.balance("user:1")).posted == 70
+    assert (await ledger.reconcile()).ok

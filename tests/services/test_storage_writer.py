@@ -150,3 +150,27 @@ def test_bad_limits_are_refused(tmp_path: object) -> None:
         BatchedWriter(None, INSERT, max_rows=0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_buffer"):
         BatchedWriter(None, INSERT, max_rows=10, max_buffer=5)  # type: ignore[arg-type]
+
+
+async def test_close_keeps_the_rows_of_a_batch_being_written(database: Database) -> None:
+    # A batch leaves the buffer when its write starts: cancelling that write at close
+    # must not lose it.
+    await database.migrate([LOG])
+    writer = BatchedWriter(database, INSERT, max_rows=5, max_delay=60.0)
+    await writer.start()
+    closing: asyncio.Future[None] | None = None
+    async with database.transaction() as conn:
+        if conn.dialect == "postgresql":
+            await conn.execute("LOCK TABLE action_log IN EXCLUSIVE MODE")
+        # (SQLite: this open transaction already holds the one connection.)
+        for n in range(5):
+            writer.add((n, "click"))
+        await settled(lambda: writer.statistics().buffered == 5)
+        for _ in range(20):  # let the flusher take the batch and block on our lock
+            await asyncio.sleep(0.005)
+        closing = asyncio.ensure_future(writer.close())
+        for _ in range(20):
+            await asyncio.sleep(0.005)
+    await closing
+    assert await logged(database) == list(range(5))
+    assert writer.statistics().dropped == 0

@@ -254,3 +254,37 @@ async def test_redis_locks_refuse_a_renewal_interval_that_cannot_keep_the_lock()
             RedisLocks(client, clock=ManualClock(), namespace="n", ttl=0)
     finally:
         await client.aclose()
+
+
+async def test_keyed_lock_timeout_holds_when_the_lock_was_just_handed_to_a_waiter() -> None:
+    # Between a release and the woken waiter running, asyncio.Lock.locked() is False
+    # while the lock is promised to that waiter: a bounded acquire must still time out.
+    clock = ManualClock()
+    locks: KeyedLock[str] = KeyedLock(clock)
+    release = asyncio.Event()
+    outcome: list[str] = []
+
+    async def waiter() -> None:
+        async with locks("k"):
+            await release.wait()
+
+    async def first() -> None:
+        async with locks("k"):
+            await clock.sleep(1.0)
+        # No suspension since the release: the waiter has not run yet.
+        try:
+            async with locks("k", timeout=0):
+                outcome.append("got it")
+        except LockTimeout:
+            outcome.append("timeout")
+
+    holder = asyncio.ensure_future(first())
+    await clock.settle()
+    queued = asyncio.ensure_future(waiter())
+    await clock.settle()
+    await clock.advance(1.0)
+    await clock.settle()
+    assert outcome == ["timeout"]  # told at once, not parked behind the waiter
+    release.set()
+    await asyncio.gather(holder, queued)
+    assert locks.active_keys() == 0

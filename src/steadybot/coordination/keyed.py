@@ -136,7 +136,7 @@ class KeyedLock(Generic[K]):
             entry = self._entries[key] = _Entry()
         entry.users += 1
         try:
-            await self._acquire(entry.lock, timeout, key)
+            await self._acquire(entry, timeout, key)
             entry.owner = asyncio.current_task()
             self._acquired += 1
             try:
@@ -149,8 +149,11 @@ class KeyedLock(Generic[K]):
             if entry.users == 0:
                 del self._entries[key]
 
-    async def _acquire(self, lock: asyncio.Lock, timeout: float | None, key: K) -> None:
-        if not lock.locked():
+    async def _acquire(self, entry: _Entry, timeout: float | None, key: K) -> None:
+        lock = entry.lock
+        # Free means unlocked *and* nobody else here: right after a release the lock
+        # reads unlocked while it is promised to a woken waiter.
+        if not lock.locked() and entry.users == 1:
             await lock.acquire()
             return
         self._waited += 1

@@ -409,7 +409,10 @@ class Ledger:
             if conn is not None:
                 # In the caller's transaction: no re-run here; a racing twin's
                 # DuplicateKey aborts it, and the caller's retry replays the result.
-                outcome = await attempt(conn)
+                # A savepoint: a refused request must not leave its claimed key (with
+                # an empty result) behind when the caller catches it and commits.
+                async with conn.savepoint():
+                    outcome = await attempt(conn)
             else:
                 outcome = await self._run(attempt)
         except LedgerError:

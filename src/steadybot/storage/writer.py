@@ -175,7 +175,11 @@ class BatchedWriter:
         self._closed = True
         self._disarm()
         if self._task is not None:
-            self._task.cancel()
+            assert self._flush_lock is not None  # made by start()
+            # A batch being written has left the buffer: cancelling its write would
+            # lose it, so let it end first (the flusher writes under this lock).
+            async with self._flush_lock:
+                self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
