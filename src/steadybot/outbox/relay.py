@@ -62,10 +62,10 @@ log = logging.getLogger("steadybot.outbox")
 # Seconds a woken pass that found nothing waits before looking again (PostgreSQL: the
 # enqueuing transaction commits just after the wake-up).
 _WAKE_RETRIES: Final = (0.02, 0.1, 0.3)
-_BACKLOG_EVERY: Final = 1.0
+_BACKLOG_EVERY: Final = 1.0  # seconds between two reads of the backlog for statistics
 _PURGE_EVERY: Final = 300.0  # seconds between deletions of items past their retention
 # Seconds after an interaction arrived during which a "dead token" answer is retried.
-_ACK_GRACE: Final = 10.0  # seconds between two reads of the backlog for statistics
+_ACK_GRACE: Final = 10.0
 
 
 @dataclass(frozen=True, slots=True)
