@@ -39,6 +39,11 @@ def test_scripts_split_on_statement_ends_only() -> None:
 def test_redact_url_hides_the_password_only() -> None:
     assert redact_url("postgresql://bot:hunter2@db:5432/x") == "postgresql://bot:***@db:5432/x"
     assert redact_url("postgresql://bot@db/x") == "postgresql://bot@db/x"
+    # libpq also takes the password as a query parameter.
+    assert (
+        redact_url("postgresql://bot@db/x?sslmode=require&password=hunter2")
+        == "postgresql://bot@db/x?sslmode=require&password=***"
+    )
 
 
 async def test_unknown_scheme_is_named_and_the_password_never_shown() -> None:

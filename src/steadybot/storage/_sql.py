@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 import sqlite3
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 __all__ = ["redact_url", "split_script", "to_sqlite_placeholders"]
 
@@ -55,15 +55,20 @@ def split_script(script: str) -> list[str]:
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***``: safe for errors and logs."""
+    """The URL with any password replaced by ``***``: safe for errors and logs. Both
+    places libpq accepts one are covered: ``user:password@host`` and
+    ``?password=...``."""
     try:
         parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port is not None else ""
-        user = parts.username or ""
-        netloc = f"{user}:***@{host}{port}"
-        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+        netloc = parts.netloc
+        if parts.password is not None:
+            host = parts.hostname or ""
+            port = f":{parts.port}" if parts.port is not None else ""
+            netloc = f"{parts.username or ''}:***@{host}{port}"
+        query = "&".join(
+            f"{name}=***" if name.lower() == "password" else f"{name}={value}"
+            for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        )
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
     except ValueError:
         return "<unparseable URL>"
