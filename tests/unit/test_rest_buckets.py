@@ -448,6 +448,25 @@ async def test_settings_build_a_bucket_manager_with_the_named_limits() -> None:
     await rest.close()
 
 
+async def test_settings_give_the_redis_slot_store_the_shared_blocking_pool() -> None:
+    from redis.asyncio import BlockingConnectionPool
+    from support import settings
+
+    from steadybot.rest.redis_slots import RedisSlotStore
+
+    rest = RestClient.from_settings(
+        settings(redis_url="redis://127.0.0.1:6379/0", coordination_redis_connections=7),
+        clock=ManualClock(),
+    )
+    manager = rest.rate_limiter
+    assert isinstance(manager, BucketManager)
+    assert isinstance(manager.store, RedisSlotStore)
+    pool = manager.store._redis.connection_pool  # built, never connected
+    assert isinstance(pool, BlockingConnectionPool)
+    assert pool.max_connections == 7
+    await rest.close()
+
+
 # --- ordering and failure paths ---------------------------------------------------------
 
 

@@ -49,6 +49,7 @@ from steadybot.errors import (
     Unauthorized,
 )
 from steadybot.models import Channel, Guild, Member, Message, Role
+from steadybot.redis_pool import redis_from_settings
 from steadybot.resilience.retry import RetryPolicy
 from steadybot.rest import routes
 from steadybot.rest.buckets import BucketManager
@@ -149,12 +150,8 @@ class RestClient:
         token = settings.token.get_secret_value()
         store: SlotStore | None = None
         if settings.redis_url:
-            store = RedisSlotStore.from_url(
-                settings.redis_url,
-                namespace=f"{settings.redis_prefix}:rl",
-                token=token,
-                connections=settings.coordination_redis_connections,
-                wait=settings.coordination_redis_wait,
+            store = RedisSlotStore(
+                redis_from_settings(settings), namespace=f"{settings.redis_prefix}:rl", token=token
             )
         limiter = BucketManager(
             clock=clock,
