@@ -359,3 +359,37 @@ async def test_a_picks_answer_never_waits_long_or_on_itself_for_the_menu_lock() 
             raise RuntimeError("the edit timed out; it may have reached Discord")
     async with resets.answering("m1", arrived_at=arrived) as current:
         assert current is False
+
+
+async def test_a_pick_whose_copy_shows_the_bots_last_edit_may_reset_from_it() -> None:
+    from steadybot.models import Message
+
+    clock = ManualClock()
+    store = Store(clock)
+    store.add("m1")
+    resets, _ = manager(store, clock)
+    arrived = clock.monotonic()
+    await clock.advance(0.1)
+    edited_at = "2024-05-01T12:00:00.500000+00:00"
+    async with resets.lock("m1"):
+        pass  # the bot's edit of the menu, answered with edited_timestamp = edited_at
+    resets.invalidate("m1", Message(id="m1", edited_timestamp=edited_at))
+    # The pick arrived before the change, but its copy of the menu shows that edit:
+    # Discord rendered it after the change, so writing it back undoes nothing.
+    async with resets.answering("m1", arrived, edited_at) as current:
+        assert current is True
+    for older in (None, "2024-05-01T12:00:00.400000+00:00", "not a timestamp"):
+        async with resets.answering("m1", arrived, older) as current:
+            assert current is False, older
+    # A later change that did not say when it happened voids the earlier edit's time:
+    # a copy showing the earlier edit predates it.
+    await clock.advance(0.1)
+    resets.invalidate("m1")
+    async with resets.answering("m1", arrived, edited_at) as current:
+        assert current is False
+    resets.invalidate("m1", Message(id="m1", edited_timestamp=edited_at))
+    await clock.advance(0.3)  # past answer_settle of the answer that reset it above
+    async with resets.lock("m1"):
+        pass
+    async with resets.answering("m1", arrived, edited_at) as current:
+        assert current is False

@@ -169,8 +169,9 @@ class SelectResetManager:
         self._changed: TTLCache[str, float] = TTLCache(
             maxsize=self.settings.cache_size, ttl=self.settings.cache_ttl, timer=clock.monotonic
         )
-        # message id → Discord's edited_timestamp of the bot's last edit of it
-        self._edited: TTLCache[str, float] = TTLCache(
+        # message id → (monotonic time of the change, Discord's edited_timestamp of it)
+        # for the bot's last edit that said when Discord made it
+        self._edited: TTLCache[str, tuple[float, float]] = TTLCache(
             maxsize=self.settings.cache_size, ttl=self.settings.cache_ttl, timer=clock.monotonic
         )
         # message id → when a pick's answer last reset it from its own copy
@@ -220,11 +221,13 @@ class SelectResetManager:
             return
         try:
             async with self._locks(message_id, timeout=self.settings.answer_wait):
-                current = self._changed.get(message_id, float("-inf")) < arrived_at
-                if not current and edited_timestamp:
-                    # The pick's copy shows the bot's last edit: it was made after it.
-                    last = self._edited.get(message_id)
-                    current = last is not None and _instant(edited_timestamp) >= last
+                changed = self._changed.get(message_id, float("-inf"))
+                current = changed < arrived_at
+                edit = self._edited.get(message_id)
+                if not current and edit is not None and edit[0] >= changed:
+                    # The pick's copy shows the bot's last change: it was made after it.
+                    shown = _instant(edited_timestamp)
+                    current = shown is not None and shown >= edit[1]
                 yield current
                 if current:
                     # Written, but Discord may apply it a moment later: lock() waits.
@@ -292,9 +295,12 @@ class SelectResetManager:
         edit returned), a pick whose copy is at least that recent may still reset the
         menu from its copy: it was made after the change."""
         self._cache.pop(message_id, None)
-        self._changed[message_id] = self._clock.monotonic()
-        if edited is not None and edited.edited_timestamp:
-            self._edited[message_id] = _instant(edited.edited_timestamp)
+        now = self._changed[message_id] = self._clock.monotonic()
+        # A change without a readable time voids the one before: _edited's first item is
+        # then older than _changed.
+        edited_at = _instant(edited.edited_timestamp if edited is not None else None)
+        if edited_at is not None:
+            self._edited[message_id] = (now, edited_at)
 
     # --- introspection -------------------------------------------------------------------
 
@@ -457,9 +463,12 @@ class SelectResetManager:
             log.warning("%d menu resets did not finish within the shutdown flush", len(unfinished))
 
 
-def _instant(timestamp: str) -> float:
-    """An ISO 8601 timestamp (Discord's ``edited_timestamp``) as epoch seconds."""
+def _instant(timestamp: str | None) -> float | None:
+    """An ISO 8601 timestamp (Discord's ``edited_timestamp``) as epoch seconds; ``None``
+    when absent or unreadable (then never taken as recent enough)."""
+    if not timestamp:
+        return None
     try:
         return datetime.fromisoformat(timestamp).timestamp()
     except ValueError:
-        return float("inf")  # unreadable: never taken as recent enough
+        return None
