@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -107,3 +108,23 @@ async def test_unknown_channel_fails_every_id_with_the_reason(
     assert set(report.failed) == {"5", "6"}
     assert "10003" in report.failed["5"]
     assert not report.ok
+
+
+async def test_any_failure_of_a_request_is_reported_and_never_hangs_the_cleanup(
+    emulator: Emulator, rest: RestClient, clock: ManualClock
+) -> None:
+    channel = emulator.channel_ids[0]
+    ids = [(await emulator.post_message(channel, {"content": "m"}))["id"] for _ in range(5)]
+    old = (await emulator.post_message(channel, {"content": "o"}, age=15 * DAY))["id"]
+
+    async def store_down(*_: object, **__: object) -> None:
+        raise ConnectionError("shared rate-limit store unreachable")
+
+    # Neither a Discord answer nor a transport error: e.g. the Redis slot store failing.
+    rest.bulk_delete_messages = store_down  # type: ignore[method-assign]
+    rest.delete_message = store_down  # type: ignore[method-assign]
+    report = await asyncio.wait_for(
+        MessageCleaner(rest, clock=clock).delete(channel, [*ids, old]), 5
+    )
+    assert report.deleted == []
+    assert report.failed == dict.fromkeys([*ids, old], "shared rate-limit store unreachable")
