@@ -451,3 +451,47 @@ async def test_a_charge_and_its_message_commit_together_or_not_at_all(
     assert [r.key for r in await outbox.records()] == ["m"]
     assert (await ledger.balance("user:1")).posted == 5
     assert (await ledger.reconcile()).ok
+
+
+async def test_next_due_is_the_earliest_retry_or_lapsing_lease(setup: Setup) -> None:
+    outbox, clock = setup.outbox, setup.clock
+    assert await outbox.next_due() is None
+    channel_id = setup.emulator.channel_ids[0]
+    async with setup.database.transaction() as conn:
+        await outbox.channel_message(conn, channel_id, "one", key="n1")
+        await outbox.channel_message(conn, channel_id, "two", key="n2")
+    start = clock.time()
+    assert await outbox.next_due() == start  # pending, due at once
+    (first,) = await outbox.claim("r", limit=1)
+    assert await outbox.next_due() == start  # the other one is still due
+    assert await outbox.reschedule(first, "r", at=start + 500.0, error="x")
+    (second,) = await outbox.claim("r", limit=1)
+    assert await outbox.next_due() == second.lease_until  # the lease lapses first
+    assert await outbox.finish_dead(second, "r", reason="x")
+    assert await outbox.next_due() == start + 500.0
+
+
+async def test_a_claim_whose_lease_lapsed_cannot_record_a_result(setup: Setup) -> None:
+    outbox, clock = setup.outbox, setup.clock
+    async with setup.database.transaction() as conn:
+        await outbox.channel_message(conn, setup.emulator.channel_ids[0], "hi", key="f1")
+    (first,) = await outbox.claim("a", limit=1)
+    await clock.advance(31.0)
+    (second,) = await outbox.claim("b", limit=1)  # another relay inherits it, in doubt
+    await clock.advance(31.0)
+    (third,) = await outbox.claim("a", limit=1)  # the same relay, a later claim
+    assert third.in_doubt
+    assert third.claimed_at > first.claimed_at
+    assert not await outbox.finish_dead(first, "a", reason="late")  # same relay, old claim
+    assert not await outbox.finish_dead(second, "b", reason="late")  # another relay's
+    assert not await outbox.finish_dead(third, "b", reason="late")  # not b's claim
+    assert not await outbox.mark_route(second, "b", DeliveryRoute.CHANNEL)
+    assert await outbox.finish_delivered(
+        third, "a", route=DeliveryRoute.CHANNEL, message_id="m1", resolution=None
+    )
+    (record,) = await outbox.records()
+    assert (record.state, record.message_id, record.dead_reason) == (
+        OutboxState.DELIVERED,
+        "m1",
+        None,
+    )

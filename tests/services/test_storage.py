@@ -323,6 +323,7 @@ async def test_a_cancelled_transaction_rolls_back_and_frees_the_database(
 
     task = asyncio.ensure_future(stuck())
     await inside.wait()
+    assert database.statistics().active == 1
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

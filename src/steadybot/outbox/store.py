@@ -328,15 +328,14 @@ class Outbox:
 
     async def next_due(self) -> float | None:
         """When the next pending item (or lapsing lease) is due, wall clock."""
+        # One statement (one transaction); each subquery keeps its partial index.
         row = await self.database.fetchrow(
-            "SELECT MIN(next_attempt_at) AS due FROM outbox_items WHERE state = $1",
-            str(OutboxState.PENDING),
+            "SELECT (SELECT MIN(next_attempt_at) FROM outbox_items WHERE state = $1) AS due, "
+            "(SELECT MIN(lease_until) FROM outbox_items WHERE state = $2) AS lease",
+            *_ACTIVE,
         )
-        lease = await self.database.fetchval(
-            "SELECT MIN(lease_until) FROM outbox_items WHERE state = $1",
-            str(OutboxState.SENDING),
-        )
-        dues = [value for value in (row["due"] if row else None, lease) if value is not None]
+        assert row is not None
+        dues = [value for value in (row["due"], row["lease"]) if value is not None]
         return min(dues) if dues else None
 
     # --- the relay's statements ----------------------------------------------------------

@@ -219,7 +219,6 @@ class Database(abc.ABC):
         self._transactions = 0
         self._committed = 0
         self._rolled_back = 0
-        self._active = 0
         self._conflicts = 0
         self._retries = 0
         self._errors = 0
@@ -249,7 +248,6 @@ class Database(abc.ABC):
         if self._closed:
             raise StorageError("the database is closed")
         self._transactions += 1
-        self._active += 1
         committed = False
         try:
             async with self._transaction() as connection:
@@ -265,7 +263,6 @@ class Database(abc.ABC):
                 self._conflicts += 1
             raise
         finally:
-            self._active -= 1
             if committed:
                 self._committed += 1
             else:
@@ -343,7 +340,7 @@ class Database(abc.ABC):
             transactions=self._transactions,
             committed=self._committed,
             rolled_back=self._rolled_back,
-            active=self._active,
+            active=self._transactions - self._committed - self._rolled_back,
             conflicts=self._conflicts,
             retries=self._retries,
             errors=self._errors,
