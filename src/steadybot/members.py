@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import msgspec
@@ -223,12 +223,10 @@ class MemberCache:
         """The cached member, or None; never fetches."""
         return self._cache.get(member_key(guild_id, user_id))
 
-    @asynccontextmanager
-    async def pinned(self, guild_id: str, user_id: str) -> AsyncIterator[Member]:
+    def pinned(self, guild_id: str, user_id: str) -> AbstractAsyncContextManager[Member]:
         """The member, held in the cache (no eviction, no expiry) until the block ends."""
         key = member_key(guild_id, user_id)
-        async with self._cache.pinned(key, lambda: self._fetch(guild_id, user_id)) as member:
-            yield member
+        return self._cache.pinned(key, lambda: self._fetch(guild_id, user_id))
 
     async def _fetch(self, guild_id: str, user_id: str) -> Member:
         self._fetched += 1
