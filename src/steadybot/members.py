@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import msgspec
@@ -101,7 +101,6 @@ class MemberCache:
         clock: Clock,
         page_size: int = 1000,
         refresh_interval: float = 0.0,
-        max_size: int | None = None,
     ) -> None:
         if not 1 <= page_size <= 1000:
             raise ValueError(f"page_size must be 1-1000 (Discord's limit), not {page_size}")
@@ -113,7 +112,6 @@ class MemberCache:
         self._clock = clock
         self._page_size = page_size
         self._refresh_interval = refresh_interval
-        self._max_size = max_size
         self._warmed_guilds: set[str] = set()
         self._warming = 0  # warm-ups running now
         self._written_while_warming: set[str] = set()
@@ -136,7 +134,6 @@ class MemberCache:
             clock=clock,
             page_size=settings.member_warm_page_size,
             refresh_interval=settings.member_refresh_interval,
-            max_size=settings.member_cache_size,
         )
 
     @property
@@ -175,12 +172,12 @@ class MemberCache:
                 )
                 if len(page) < self._page_size or page[-1].user is None:
                     break
-                if self._max_size is not None and stored >= self._max_size:
+                if stored >= self._cache.max_size:
                     log.warning(
                         "guild %s has more members than the member cache holds (%d): "
                         "warmed that many; raise STEADYBOT_MEMBER_CACHE_SIZE",
                         guild_id,
-                        self._max_size,
+                        self._cache.max_size,
                     )
                     break
                 after = page[-1].user.id
@@ -226,12 +223,10 @@ class MemberCache:
         """The cached member, or None; never fetches."""
         return self._cache.get(member_key(guild_id, user_id))
 
-    @asynccontextmanager
-    async def pinned(self, guild_id: str, user_id: str) -> AsyncIterator[Member]:
+    def pinned(self, guild_id: str, user_id: str) -> AbstractAsyncContextManager[Member]:
         """The member, held in the cache (no eviction, no expiry) until the block ends."""
         key = member_key(guild_id, user_id)
-        async with self._cache.pinned(key, lambda: self._fetch(guild_id, user_id)) as member:
-            yield member
+        return self._cache.pinned(key, lambda: self._fetch(guild_id, user_id))
 
     async def _fetch(self, guild_id: str, user_id: str) -> Member:
         self._fetched += 1

@@ -53,6 +53,18 @@ async def test_warm_up_pages_through_every_member_then_reads_memory(emulator: Em
         await bot.close()
 
 
+async def test_warm_up_stops_at_the_size_of_the_cache_it_fills(
+    emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot = make_bot(emulator, member_cache_size=5, member_warm_page_size=2)
+    try:
+        assert await bot.members.warm(emulator.guild_id) == 6  # 3 pages: past the 5 held
+        assert requests(emulator, PAGE) == 3  # not the 13 pages of the whole guild
+        assert "STEADYBOT_MEMBER_CACHE_SIZE" in caplog.text
+    finally:
+        await bot.close()
+
+
 async def test_a_miss_is_fetched_once_for_concurrent_readers(emulator: Emulator) -> None:
     bot = make_bot(emulator)
     try:

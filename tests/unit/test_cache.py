@@ -332,6 +332,72 @@ async def test_an_invalidation_during_a_load_keeps_the_stale_result_out() -> Non
     assert cache.get("k") == "fresh"
 
 
+async def test_a_set_during_a_load_wins_over_the_loaded_value() -> None:
+    clock = ManualClock()
+    cache = make(clock)
+
+    async def load() -> str:
+        await clock.sleep(1.0)
+        return "read before the write"
+
+    caller = asyncio.ensure_future(cache.get_or_load("k", load))
+    await clock.settle()
+    cache.set("k", "written")
+    await clock.advance(1.0)
+    assert await caller == "read before the write"
+    assert cache.get("k") == "written"
+
+
+async def test_a_pin_whose_load_was_invalidated_keeps_its_value_out_of_the_cache() -> None:
+    clock = ManualClock()
+    cache = make(clock)
+
+    async def load() -> str:
+        await clock.sleep(1.0)
+        return "stale"
+
+    async def hold() -> None:
+        async with cache.pinned("k", load) as value:
+            assert value == "stale"
+            assert "k" not in cache
+            assert cache.statistics().pinned == 0
+
+    holder = asyncio.ensure_future(hold())
+    await clock.settle()
+    cache.invalidate("k")
+    await clock.advance(1.0)
+    await holder
+    assert "k" not in cache
+
+
+async def test_pinning_a_loaded_key_into_a_full_cache_evicts_nothing() -> None:
+    cache = make(ManualClock(), max_size=3)
+    for i in range(3):
+        cache.set(f"x{i}", i)
+
+    async def load() -> str:
+        return "loaded"
+
+    async with cache.pinned("k", load):
+        assert cache.statistics().evictions == 0  # straight into the pins, not via the LRU
+        assert all(f"x{i}" in cache for i in range(3))
+
+
+async def test_a_pin_over_an_expired_unswept_entry_keeps_its_tag_through_the_sweep() -> None:
+    clock = ManualClock()
+    cache = make(clock, ttl=1.0)
+    cache.set("k", "old", tags=["t"])
+    await clock.advance(2.0)  # expired, still stored: nobody swept
+
+    async def load() -> str:
+        return "new"
+
+    async with cache.pinned("k", load, tags=["t"]):
+        cache.sweep()  # must not unindex the pinned entry's tag with the old entry's
+        assert cache.invalidate_tag("t") == 1
+    assert "k" not in cache
+
+
 # --- invalidation and the tag index -------------------------------------------------------
 
 
