@@ -1,8 +1,9 @@
 """One bot process hammering one bucket: run twice at once by test_redis_buckets.py.
 
 Usage: ``python hammer.py API_BASE TOKEN CHANNEL COUNT REDIS_URL NAMESPACE`` (REDIS_URL
-"" for an in-process store). Waits for a "go" line on stdin so both processes start
-together, then creates COUNT messages concurrently and prints its statistics as JSON.
+"" for an in-process store). Prints "ready", then waits for a "go" line on stdin so both
+processes start together, then creates COUNT messages concurrently and prints its
+statistics as JSON.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 
 from steadybot.clock import SystemClock
 from steadybot.rest import BucketManager, RestClient
@@ -29,13 +31,18 @@ async def hammer(
     limiter = BucketManager(clock=clock, store=store, margin=0.1)
     rest = RestClient(api_base=api_base, token=token, clock=clock, rate_limiter=limiter)
     try:
+        print("ready", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         started = clock.monotonic()
+        started_wall = time.time()
         calls = (rest.create_message(channel, {"content": str(n)}) for n in range(count))
         results = await asyncio.gather(*calls, return_exceptions=True)
         stats = rest.statistics()
         return {
             "elapsed": clock.monotonic() - started,
+            # Wall-clock span, comparable across the two processes.
+            "started": started_wall,
+            "ended": time.time(),
             "errors": [repr(r) for r in results if isinstance(r, BaseException)],
             "by_status": {str(k): v for k, v in stats.by_status.items()},
             "rate_limited_by_scope": dict(stats.rate_limited_by_scope),
