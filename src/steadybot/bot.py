@@ -231,8 +231,12 @@ class Bot:
         :meth:`dispatch`'s), tracked for shutdown until the handler is done."""
         if isinstance(payload, PingInteraction):
             raise ValueError("PING is answered by the front door")
-        with self._work.track():
+        task = asyncio.current_task()
+        self._work.add(task)
+        try:
             await self._dispatcher.handle(payload, arrived_at=arrived_at, sink=sink)
+        finally:
+            self._work.discard(task)
 
     @property
     def resets(self) -> SelectResetManager:

@@ -317,6 +317,25 @@ async def test_finish_answers_what_the_handler_left() -> None:
     assert h.counters.snapshot().unanswered_handlers == 2
 
 
+async def test_a_delegated_answer_leaves_the_thinking_message_for_the_outbox() -> None:
+    h = harness()
+    deferred = h.responder(command())
+    deferred.delegate_answer()
+    await deferred.defer()
+    assert deferred.finish_at_once() is True  # nothing owed: the outbox edits @original
+    assert deferred.state is S.DEFERRED_MESSAGE
+    # Still pending at the end (not deferred by the caller): deferred, never "done".
+    pending = h.responder(component())  # a click would otherwise get a type 6
+    pending.ephemeral_default = True  # the deferral carries the handler's default
+    pending.delegate_answer()
+    assert pending.finish_at_once() is False
+    await pending.finish()
+    assert h.sink.bodies == [{"type": 5}, {"type": 5, "data": {"flags": 64}}]
+    assert pending.state is S.DEFERRED_MESSAGE
+    assert h.discord.calls == []  # no done message written over either
+    assert h.counters.snapshot().unanswered_handlers == 0
+
+
 async def test_illegal_transition_names_both_states() -> None:
     h = harness()
     r = h.responder(command())

@@ -1,7 +1,7 @@
 """The bot's tracked work: every handler run and spawned task, waited for on shutdown.
 
 Nothing the bot starts runs unowned. A handler runs either in the task that received
-it (the HTTP front door's request task, :meth:`TrackedWork.track`) or in a task made
+it (the HTTP front door's request task, :meth:`TrackedWork.add`) or in a task made
 for it (:meth:`TrackedWork.run`); work a handler leaves behind (:meth:`TrackedWork.spawn`)
 gets a task too. Each is kept in one set until it ends: a bare ``create_task`` can be
 garbage-collected mid-way, and shutdown must know what is still running.
@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from steadybot.clock import Clock
@@ -39,17 +38,17 @@ class TrackedWork:
     def __len__(self) -> int:
         return len(self._tasks)
 
-    @contextmanager
-    def track(self) -> Iterator[None]:
-        """Track the current task (if any) while the block runs."""
-        task = asyncio.current_task()
+    def add(self, task: asyncio.Task[Any] | None) -> None:
+        """Track ``task`` (the one a handler runs in) until :meth:`discard`. Two plain
+        calls rather than a context manager: this runs per interaction, and a
+        generator-based ``with`` costs more than the tracking itself."""
         if task is not None:
             self._tasks.add(task)
-        try:
-            yield
-        finally:
-            if task is not None:
-                self._tasks.discard(task)
+
+    def discard(self, task: asyncio.Task[Any] | None) -> None:
+        """Stop tracking ``task`` (no-op when untracked or ``None``)."""
+        if task is not None:
+            self._tasks.discard(task)
 
     def run(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         """Run ``work`` in a new task, tracked until it ends."""

@@ -72,15 +72,14 @@ class HandlerRegistry:
         ephemeral: bool,
         *,
         reset: ResetSetting = False,
-        guard: GuardOptions | None = None,
+        guard: GuardOptions,
     ) -> Callable[[Handler], Handler]:
         """A decorator registering a component or modal handler by custom_id pattern."""
 
         def register(func: Handler) -> Handler:
             spec = self._spec(pattern, func, defer, ephemeral)
             spec.reset = reset
-            if guard is not None:
-                self._guard(spec, guard, component=kind == "component")
+            self._guard(spec, guard, component=kind == "component")
             add = self._router.add_component if kind == "component" else self._router.add_modal
             compiled: CustomIdPattern = add(pattern, spec)
             spec.require(compiled.names)

@@ -455,10 +455,12 @@ class Responder:
         """After the handler, when nothing is owed (answered, or past saving: no state
         leads back to one that owes): stop progress and return True; otherwise False
         and :meth:`finish` must run. Synchronous, for the hot path."""
-        if self._state is S.DEFERRED_MESSAGE and self._answer_delegated:
-            self._close_progress()
-            return True
-        if self._state in (S.PENDING, S.DEFERRED_MESSAGE):
+        state = self._state
+        # Owed, unless the outbox owes the "thinking…" its answer (delegate_answer); the
+        # flag is read only after the state test, so an answered interaction skips it.
+        if state in (S.PENDING, S.DEFERRED_MESSAGE) and not (
+            self._answer_delegated and state is S.DEFERRED_MESSAGE
+        ):
             return False
         self._close_progress()
         return True
